@@ -1,0 +1,76 @@
+"""Run settings: one dataclass, and the profiles that fill in sizes for a machine."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+PROFILES = ("smoke", "cpu", "gpu")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Its JSON copy sits next to the run's metrics."""
+
+    method: str = "grpo"
+    """Entropy intervention from `minirl.METHODS`."""
+    task: str = "countdown"
+    """Task from `minirl.tasks.TASKS`."""
+    profile: str = "cpu"
+    """`smoke` (seconds, CI), `cpu` (the real CPU demonstration), `gpu` (a real Qwen model)."""
+    steps: int = 200
+    """Training steps; each is one rollout followed by `num_mini_batches` optimizer updates."""
+    seed: int = 0
+    """Seeds the prompt order, sampling and mini-batch shuffles, step by step."""
+    init: str | None = None
+    """Folder of the starting policy; None takes the shipped warm start of task and profile."""
+    prompts_per_step: int = 32
+    group_size: int = 8
+    """G: completions sampled per prompt; advantages are normalised within each group."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    num_mini_batches: int = 4
+    """Optimizer updates per rollout (per epoch); after the first the importance ratio moves."""
+    ppo_epochs: int = 1
+    loss_agg_mode: str | None = None
+    """One of core.AGG_MODES; None takes the method's default."""
+    scale_adv_by_std: bool = True
+    """Divide group-centred rewards by the group's std (GRPO); False is Dr. GRPO."""
+    kl_coef: float = 0.0
+    """β of an added β·KL(π_θ‖π_ref) term to the warm start; 0 turns it (and the reference) off."""
+    kl_estimator: str = "k3"
+    eval_every: int = 20
+    """Steps between evaluations of pass@1 and pass@k on the fixed eval set."""
+    eval_prompts: int = 128
+    eval_samples: int = 16
+    """n: samples per eval prompt for the unbiased pass@k estimator."""
+    eval_k: int = 8
+    checkpoint_every: int = 25
+    method_settings: dict = field(default_factory=dict)
+    """`name=value` settings of the method's own config (`--set` on the CLI)."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Sizes each profile implies (the model size itself comes from models.SIZES).
+PROFILE_DEFAULTS = {
+    "smoke": dict(prompts_per_step=16, group_size=8, lr=3e-4, eval_prompts=64, eval_every=10),
+    "cpu": dict(prompts_per_step=32, group_size=8, lr=2e-4, eval_prompts=128, eval_every=20),
+}
+
+
+def make_config(profile: str = "cpu", **overrides) -> TrainConfig:
+    """A TrainConfig with the profile's sizes, then `overrides` on top."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    if profile == "gpu":
+        raise ValueError("profile 'gpu' needs the hf backend (real Qwen models in 4-bit LoRA), "
+                         "which is not built yet; use profile 'smoke' or 'cpu'")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}; choose from: {', '.join(sorted(fields))}")
+    return TrainConfig(profile=profile, **{**PROFILE_DEFAULTS[profile], **overrides})

@@ -1,0 +1,106 @@
+"""The shared math of policy-gradient RL for LMs: advantages, PPO-clip, loss aggregation, KL.
+
+Notation follows card 0 of the method reference: `logp`, `old_logp`, `adv`, `ratio`,
+`eps_low`, `eps_high`, `mask`; tensors are (B, T) = (sequences, response tokens) unless noted.
+No loops over training steps, no files, no plots live here.
+"""
+from __future__ import annotations
+
+import torch
+
+AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale_by_std: bool = True,
+                     eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """GRPO outcome advantages  A_i = (R_i − mean_g R) / (std_g R + eps)  within each group.
+
+    `rewards` is (B,) with the G completions of a prompt next to each other. Returns the
+    advantages (B,) and a (B // G,) boolean mask of the groups whose rewards are all equal:
+    those groups carry no learning signal, and their advantages are exactly 0 (not 0/eps
+    noise), with or without std scaling. `scale_by_std=False` is Dr. GRPO's choice.
+    """
+    if rewards.numel() % group_size:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    grouped = rewards.view(-1, group_size)                               # (n_groups, G)
+    centred = grouped - grouped.mean(dim=1, keepdim=True)
+    all_equal = (grouped == grouped[:, :1]).all(dim=1)                  # (n_groups,)
+    if scale_by_std:
+        centred = centred / (grouped.std(dim=1, keepdim=True) + eps)   # unbiased std, as in GRPO
+    centred = torch.where(all_equal[:, None], torch.zeros_like(centred), centred)
+    return centred.reshape(-1), all_equal
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
+    mask = mask.to(x.dtype)
+    return (x * mask).sum(dim=dim) / mask.sum(dim=dim).clamp(min=1.0)
+
+
+def aggregate_loss(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean",
+                   loss_scale_factor: float | None = None, divide_by_seqs: bool = False) -> torch.Tensor:
+    """Reduce a (B, T) per-token loss to a scalar (card 0, the four verl modes).
+
+    token-mean               Σ M ℓ / Σ M
+    seq-mean-token-mean      mean_i (Σ_t M ℓ / Σ_t M)
+    seq-mean-token-sum       mean_i Σ_t M ℓ
+    seq-mean-token-sum-norm  Σ M ℓ / L   with L = `loss_scale_factor`, or T (the padded length);
+                             `divide_by_seqs=True` also divides by B, the Dr. GRPO paper's form.
+    """
+    mask = mask.to(loss_mat.dtype)
+    if mode == "token-mean":
+        return (loss_mat * mask).sum() / mask.sum().clamp(min=1.0)
+    if mode == "seq-mean-token-mean":
+        seq_has_tokens = mask.sum(dim=1) > 0
+        per_seq = (loss_mat * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return per_seq[seq_has_tokens].mean() if seq_has_tokens.any() else per_seq.sum() * 0.0
+    if mode == "seq-mean-token-sum":
+        return (loss_mat * mask).sum(dim=1).mean()
+    if mode == "seq-mean-token-sum-norm":
+        length = loss_scale_factor if loss_scale_factor is not None else loss_mat.shape[1]
+        total = (loss_mat * mask).sum() / length
+        return total / loss_mat.shape[0] if divide_by_seqs else total
+    raise ValueError(f"unknown loss_agg_mode {mode!r}; choose one of: {', '.join(AGG_MODES)}")
+
+
+def ppo_clip_token_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
+                        eps_low: float = 0.2, eps_high: float = 0.2, clip_ratio_c: float | None = 3.0):
+    """Per-token PPO-clip loss (to minimise), with dual-clip for negative advantages.
+
+        ratio = exp(logp − old_logp)
+        ℓ     = max(−A·ratio, −A·clip(ratio, 1 − eps_low, 1 + eps_high))
+        ℓ     = min(ℓ, −A·c)      where A < 0 (dual-clip, Ye et al. 2020; c = clip_ratio_c)
+
+    Returns ℓ (B, T) and two (B, T) booleans: where the clipped branch is active, and where the
+    dual-clip bound is active.
+    """
+    ratio = torch.exp(logp - old_logp)
+    unclipped = -adv * ratio
+    clipped = -adv * torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)
+    loss = torch.maximum(unclipped, clipped)
+    is_clipped = clipped > unclipped
+    dual = torch.zeros_like(is_clipped)
+    if clip_ratio_c is not None:
+        if clip_ratio_c <= 1.0:
+            raise ValueError(f"clip_ratio_c must be > 1 (got {clip_ratio_c})")
+        bound = -adv * clip_ratio_c
+        dual = (adv < 0) & (loss > bound)
+        loss = torch.where(dual, bound, loss)
+    return loss, is_clipped, dual
+
+
+KL_ESTIMATORS = ("k1", "k2", "k3")
+
+
+def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k3") -> torch.Tensor:
+    """Per-token estimate of KL(π_θ ‖ π_ref) from samples of π_θ (Schulman's k1, k2, k3).
+
+    with  log_r = ref_logp − logp:   k1 = −log_r,   k2 = ½ log_r²,   k3 = exp(log_r) − 1 − log_r
+    """
+    log_r = ref_logp - logp
+    if estimator == "k1":
+        return -log_r
+    if estimator == "k2":
+        return 0.5 * log_r**2
+    if estimator == "k3":
+        return torch.exp(log_r) - 1.0 - log_r
+    raise ValueError(f"unknown KL estimator {estimator!r}; choose one of: {', '.join(KL_ESTIMATORS)}")

@@ -1,0 +1,81 @@
+"""What the theory talks about, measured: entropy, the log-prob/advantage covariance, pass@k,
+and the entropy-performance law R = −a·exp(H) + b (card 1 of the method reference).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def token_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Full-vocabulary entropy in nats, H = −Σ_v π(v) log π(v), of each row of logits (..., V)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(dim=-1)
+
+
+def centred_covariance(logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-token covariance term used by Clip-Cov / KL-Cov (card 1):
+
+        Cov_t = (logp_t − mean logp) · (A_t − mean A)      means over the valid tokens
+
+    Returns a (B, T) tensor, 0 on padding. Its mean over valid tokens is the batch covariance
+    that, by the entropy law, predicts −ΔH (up to the step size).
+    """
+    mask = mask.bool()
+    n = mask.sum().clamp(min=1)
+    mean_logp = (logp * mask).sum() / n
+    mean_adv = (adv * mask).sum() / n
+    cov = (logp - mean_logp) * (adv - mean_adv)
+    return torch.where(mask, cov, torch.zeros_like(cov))
+
+
+def covariance_summary(logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
+                       top_fraction: float = 0.002) -> tuple[float, float]:
+    """(cov_mean, cov_top): the mean Cov_t over valid tokens, and the mean of its top
+    `top_fraction` (at least one token)."""
+    cov = centred_covariance(logp, adv, mask)[mask.bool()]
+    if cov.numel() == 0:
+        return 0.0, 0.0
+    k = max(1, int(top_fraction * cov.numel()))
+    return cov.mean().item(), cov.topk(k).values.mean().item()
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct (Chen et al., 2021):
+    1 − C(n−c, k) / C(n, k)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n (got n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def fit_entropy_law(entropy, reward) -> tuple[float, float, float]:
+    """Least-squares fit of R = −a·exp(H) + b. Returns (a, b, R_max = b − a), the
+    performance the law predicts once entropy is exhausted (H = 0)."""
+    H = np.asarray(entropy, dtype=float)
+    R = np.asarray(reward, dtype=float)
+    if H.shape != R.shape or H.size < 2:
+        raise ValueError("need two equally long series with at least two points")
+    design = np.stack([-np.exp(H), np.ones_like(H)], axis=1)
+    (a, b), *_ = np.linalg.lstsq(design, R, rcond=None)
+    return float(a), float(b), float(b - a)
+
+
+def softmax_entropy_change(z: np.ndarray, dz: np.ndarray) -> tuple[float, float]:
+    """Exact and first-order entropy change of softmax(z) under logits z → z + dz.
+
+    The first-order term is −Cov_{a∼π}(log π(a), dz_a)  (Lemma of card 1)."""
+    def softmax(x):
+        e = np.exp(x - x.max())
+        return e / e.sum()
+
+    def entropy(p):
+        return float(-(p * np.log(p)).sum())
+
+    p = softmax(z)
+    logp = np.log(p)
+    predicted = -float((p * (logp - (p * logp).sum()) * (dz - (p * dz).sum())).sum())
+    return entropy(softmax(z + dz)) - entropy(p), predicted

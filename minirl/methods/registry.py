@@ -1,0 +1,111 @@
+"""One registry of entropy interventions, reached the same way by the CLI, notebooks and tests.
+
+A loss-level method is a pure function with verl's policy-loss signature plus one extra,
+documented argument:
+
+    policy_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config,
+                extra: LossExtras) -> (loss, metrics)
+
+All tensors are (B, T). `config` is the method's own dataclass (fields settable from the CLI
+with `--set name=value`). Methods that need more than log-probs declare it in `needs`, and
+the trainer fills the matching field of `extra`; a method never reaches into the trainer.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+NEEDS = ("entropy", "logits", "ref_log_prob")
+
+
+@dataclass
+class PolicyLossConfig:
+    """PPO-clip settings shared by every method (verl's names)."""
+
+    clip_ratio_low: float = 0.2
+    """ε_low: the ratio is clipped below at 1 − ε_low."""
+    clip_ratio_high: float = 0.2
+    """ε_high: the ratio is clipped above at 1 + ε_high (DAPO's clip-higher raises it)."""
+    clip_ratio_c: float | None = 3.0
+    """Dual-clip bound c for negative advantages (verl default 3.0); None turns it off."""
+    loss_scale_factor: float | None = None
+    """L_const of `seq-mean-token-sum-norm`; None uses the padded response length."""
+
+
+@dataclass
+class LossExtras:
+    """What a method may ask for besides log-probs. Unrequested fields stay None."""
+
+    entropy: torch.Tensor | None = None        # (B, T) full-vocabulary entropy under π_θ, with gradient
+    logits: torch.Tensor | None = None         # (B, T, V) temperature-scaled logits of π_θ
+    ref_log_prob: torch.Tensor | None = None   # (B, T) log-probs under the frozen reference
+    step: int = 0                              # the training step, for scheduled methods
+
+
+@dataclass
+class Method:
+    name: str
+    policy_loss: Callable
+    config_cls: type = PolicyLossConfig
+    default_agg_mode: str = "token-mean"
+    needs: tuple[str, ...] = ()
+    summary: str = ""
+
+    def make_config(self, overrides: dict[str, str] | None = None):
+        """The method's config with `name=value` strings from the CLI applied (type-checked)."""
+        config = self.config_cls()
+        fields = {f.name: f for f in dataclasses.fields(config)}
+        for key, raw in (overrides or {}).items():
+            if key not in fields:
+                raise ValueError(f"method {self.name!r} has no setting {key!r}; choose one of: "
+                                 f"{', '.join(fields)}")
+            setattr(config, key, _parse_value(key, raw, getattr(config, key)))
+        return config
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_mode: str = "token-mean",
+                    needs: tuple[str, ...] = (), summary: str = ""):
+    """Decorator: `@register_method("grpo", summary=...)` above a policy-loss function."""
+    unknown = set(needs) - set(NEEDS)
+    if unknown:
+        raise ValueError(f"unknown needs {sorted(unknown)}; choose from: {', '.join(NEEDS)}")
+
+    def wrap(fn: Callable) -> Callable:
+        METHODS[name] = Method(name, fn, config_cls, default_agg_mode, tuple(needs),
+                               summary or (fn.__doc__ or "").strip().splitlines()[0])
+        return fn
+    return wrap
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def _parse_value(key: str, raw, current):
+    if not isinstance(raw, str):
+        return raw
+    if raw.lower() == "none":
+        return None
+    if isinstance(current, bool):
+        if raw.lower() in ("true", "1", "yes"):
+            return True
+        if raw.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"setting {key}={raw!r} is not a boolean; use true or false")
+    for kind in (int, float):
+        if isinstance(current, kind) or current is None:
+            try:
+                return kind(raw)
+            except ValueError:
+                continue
+    if isinstance(current, (int, float)):
+        raise ValueError(f"setting {key}={raw!r} is not a number")
+    return raw

@@ -1,0 +1,101 @@
+"""Group sampling with a KV cache: G completions per prompt, with per-token log-probs and
+full-vocabulary entropies (nats) of the sampling policy.
+
+Log-probs and entropies come from the logits that generation computes anyway, so training
+needs no second "old log-prob" pass. Both are taken from temperature-scaled logits (as in
+verl), before top-p truncation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .diagnostics import token_entropy
+
+
+@dataclass
+class Rollout:
+    prompt_ids: torch.Tensor      # (B, P) left-padded
+    prompt_mask: torch.Tensor     # (B, P) 1 on prompt tokens
+    response_ids: torch.Tensor    # (B, T) right-padded
+    response_mask: torch.Tensor   # (B, T) 1 on generated tokens up to and including EOS
+    old_log_prob: torch.Tensor    # (B, T) log π_old(y_t | s_t)
+    entropy: torch.Tensor         # (B, T) H(π_old(· | s_t)) in nats
+    completions: list[str]        # decoded responses, without EOS
+    prefix_len: torch.Tensor      # (B,) tokens of the response that were given, not sampled
+
+    def __len__(self) -> int:
+        return self.response_ids.shape[0]
+
+    def select(self, index: torch.Tensor) -> "Rollout":
+        """The rows `index` (a mini-batch)."""
+        rows = index.tolist()
+        return Rollout(self.prompt_ids[index], self.prompt_mask[index], self.response_ids[index],
+                       self.response_mask[index], self.old_log_prob[index], self.entropy[index],
+                       [self.completions[i] for i in rows], self.prefix_len[index])
+
+
+def policy_forward(model, prompt_ids, prompt_mask, response_ids, temperature: float = 1.0) -> torch.Tensor:
+    """Temperature-scaled logits (B, T, V) that predict each response token."""
+    T = response_ids.shape[1]
+    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
+    attention_mask = torch.cat([prompt_mask, torch.ones_like(response_ids)], dim=1)
+    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                logits_to_keep=T + 1, use_cache=False)
+    return out.logits[:, :-1, :].float() / max(temperature, 1e-6)
+
+
+def gather_log_prob(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[ids], shape of `ids`."""
+    return torch.log_softmax(logits, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+
+
+@torch.no_grad()
+def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperature: float = 1.0,
+           top_p: float = 1.0, max_new_tokens: int = 16,
+           prefix_ids: list[list[int]] | None = None) -> Rollout:
+    """Sample `group_size` completions of every prompt (rows grouped: prompt 0's G first).
+
+    `prefix_ids` (one token list per row, B = len(prompts) × group_size rows) continues each row
+    from a given start of its response, as branching methods do; those tokens count as part
+    of the response and their log-probs and entropies are recomputed by one forward pass.
+    """
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1 (got {temperature}, {top_p})")
+    rows = [p for p in prompts for _ in range(group_size)]
+    prompt = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
+    prefixes = prefix_ids or [[] for _ in rows]
+    if len(prefixes) != len(rows):
+        raise ValueError(f"got {len(prefixes)} prefixes for {len(rows)} rows")
+    inputs = tokenizer.pad({"input_ids": [tokenizer(r, add_special_tokens=False)["input_ids"] + list(p)
+                                          for r, p in zip(rows, prefixes)]}, return_tensors="pt")
+    greedy = temperature == 0
+    out = model.generate(
+        input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+        do_sample=not greedy, temperature=None if greedy else temperature, top_p=None if greedy else top_p,
+        top_k=None, max_new_tokens=max_new_tokens, return_dict_in_generate=True, output_logits=True,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    new_tokens = out.sequences[:, inputs["input_ids"].shape[1]:]                     # (B, T_new)
+    response_ids = [list(p) + _until_eos(t.tolist(), tokenizer.eos_token_id) for p, t in zip(prefixes, new_tokens)]
+    T = max(len(r) for r in response_ids)
+    ids = torch.full((len(rows), T), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), T)
+    for i, r in enumerate(response_ids):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = 1.0
+    if prefix_ids is None:
+        logits = torch.stack(out.logits, dim=1)[:, :T].float() / max(temperature, 1e-6)   # (B, T, V)
+    else:
+        logits = policy_forward(model, prompt["input_ids"], prompt["attention_mask"], ids, max(temperature, 1e-6))
+    old_log_prob = gather_log_prob(logits, ids) * mask
+    entropy = token_entropy(logits) * mask
+    completions = tokenizer.batch_decode([[t for t in r if t != tokenizer.eos_token_id] for r in response_ids])
+    return Rollout(prompt["input_ids"], prompt["attention_mask"], ids, mask, old_log_prob, entropy,
+                   completions, torch.tensor([len(p) for p in prefixes]))
+
+
+def _until_eos(tokens: list[int], eos: int) -> list[int]:
+    """Tokens up to and including the first EOS (all of them if there is none)."""
+    return tokens[: tokens.index(eos) + 1] if eos in tokens else tokens

@@ -1,0 +1,113 @@
+"""Tasks with verifiable rewards.
+
+A task is a small object: its prompts (with whatever ground truth the reward needs), a
+fixed train/eval split, and a reward function `reward(completion, example) -> float`.
+Write your own in a notebook:
+
+    from minirl.tasks import Example, Task
+
+    def exact(completion, example):
+        return float(completion.strip() == example.answer)
+
+    my_task = Task(name="echo", train=[Example("ab>", "ab")], eval=[Example("cd>", "cd")],
+                   reward=exact, max_new_tokens=4,
+                   sft_targets=lambda ex: [ex.answer])   # only needed for `warmstart`
+
+Rewards must never execute model text; use `minirl.safe_math` to read numbers and
+expressions.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .safe_math import parse_expression, parse_integer
+
+OPS = "+-*"
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str
+    answer: Any  # whatever the task's reward function needs (a target, numbers, ...)
+
+
+@dataclass
+class Task:
+    name: str
+    train: list[Example]
+    eval: list[Example]
+    reward: Callable[[str, Example], float]
+    max_new_tokens: int
+    sft_targets: Callable[[Example], list[str]] | None = None
+    """All correct completions of an example; the warm start trains on one of them."""
+    info: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- countdown
+def countdown_reward(completion: str, example: Example) -> float:
+    """1 if the completion is an expression that uses each given number once and hits the target."""
+    numbers, target = example.answer
+    parsed = parse_expression(completion)
+    if parsed is None:
+        return 0.0
+    return float(sorted(parsed.numbers) == sorted(numbers) and parsed.value == target)
+
+
+def countdown_solutions(numbers: tuple[int, ...], target: int) -> list[str]:
+    """Every parenthesis-free expression over a permutation of `numbers` equal to `target`."""
+    found = set()
+    for perm in itertools.permutations(numbers):
+        for ops in itertools.product(OPS, repeat=len(numbers) - 1):
+            text = "".join(f"{n}{o}" for n, o in zip(perm, ops)) + str(perm[-1])
+            if parse_expression(text).value == target:
+                found.add(text)
+    return sorted(found)
+
+
+def make_countdown(seed: int = 0, n_numbers: int = 3, max_number: int = 9,
+                   n_eval: int = 256, max_target: int = 99) -> Task:
+    """`a,b,c>t=` → any `+ − ×` expression that uses each of a, b, c once and equals t."""
+    rng = random.Random(seed)
+    prompts = {}
+    for numbers in itertools.product(range(1, max_number + 1), repeat=n_numbers):
+        for ops in itertools.product(OPS, repeat=n_numbers - 1):
+            text = "".join(f"{n}{o}" for n, o in zip(numbers, ops)) + str(numbers[-1])
+            target = parse_expression(text).value
+            if 1 <= target <= max_target:
+                prompt = ",".join(map(str, numbers)) + f">{target}="
+                prompts[prompt] = Example(prompt, (numbers, target))
+    examples = sorted(prompts.values(), key=lambda e: e.prompt)
+    rng.shuffle(examples)
+    return Task(
+        name="countdown", train=examples[n_eval:], eval=examples[:n_eval], reward=countdown_reward,
+        max_new_tokens=2 * n_numbers + 2,
+        sft_targets=lambda ex: countdown_solutions(*ex.answer),
+    )
+
+
+# ---------------------------------------------------------------- arithmetic
+def integer_reward(completion: str, example: Example) -> float:
+    """1 if the completion is exactly the integer answer."""
+    return float(parse_integer(completion) == example.answer)
+
+
+def make_arithmetic(seed: int = 0, n_eval: int = 128) -> Task:
+    """`a*b+c=` with one-digit a, b, c → the integer value (one right answer per prompt)."""
+    rng = random.Random(seed)
+    examples = [Example(f"{a}*{b}+{c}=", a * b + c)
+                for a in range(1, 10) for b in range(1, 10) for c in range(10)]
+    rng.shuffle(examples)
+    return Task(name="arithmetic", train=examples[n_eval:], eval=examples[:n_eval], reward=integer_reward,
+                max_new_tokens=4, sft_targets=lambda ex: [str(ex.answer)])
+
+
+TASKS: dict[str, Callable[..., Task]] = {"countdown": make_countdown, "arithmetic": make_arithmetic}
+
+
+def get_task(name: str, seed: int = 0) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
+    return TASKS[name](seed=seed)

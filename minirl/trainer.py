@@ -1,0 +1,246 @@
+"""The instrumented GRPO-style trainer: rollout → reward → advantage → loss → update, one
+step at a time, every quantity the entropy theory talks about written to `metrics.jsonl`.
+
+    for step in 1..S:
+        sample G completions of P prompts with π_old = π_θ          (rollout.sample)
+        R_i = task.reward(o_i);  A_i = group-normalised R_i         (core.group_advantages)
+        log Cov(logp, A), entropy                                   (diagnostics)
+        for each of `num_mini_batches` shuffled mini-batches:
+            loss = METHODS[method].policy_loss(old_logp, logp, A, M, agg_mode, config, extra)
+            (+ β·KL(π_θ‖π_ref)) ; AdamW step with gradient clipping
+
+Randomness is re-seeded from (seed, step) at the start of every step, so a resumed run
+draws exactly the random numbers the uninterrupted run would have drawn.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .core import AGG_MODES, KL_ESTIMATORS, aggregate_loss, group_advantages, kl_penalty, masked_mean
+from .diagnostics import covariance_summary, token_entropy
+from .evaluation import evaluate
+from .methods import LossExtras, get_method
+from .models import load_policy
+from .rollout import Rollout, gather_log_prob, policy_forward, sample
+from .tasks import Task, get_task
+
+METRICS_SCHEMA = 1
+TIME_KEYS = ("tokens_per_s", "step_s", "wall_s")
+METRIC_KEYS = ("step", "entropy", "reward", "accuracy", "pass_at_1", "pass_at_k", "eval_entropy",
+               "response_len", "pg_loss", "clip_frac", "clip_frac_lower", "ppo_kl", "kl_ref", "grad_norm",
+               "cov_mean", "cov_top", "entropy_delta", "frac_all_equal_groups") + TIME_KEYS
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, out: str | Path | None = None, task: Task | None = None,
+                 model=None, tokenizer=None):
+        self.config = config
+        self.method = get_method(config.method)
+        self.method_config = self.method.make_config(config.method_settings)
+        self.agg_mode = config.loss_agg_mode or self.method.default_agg_mode
+        _check(self.agg_mode in AGG_MODES, f"unknown loss_agg_mode {self.agg_mode!r}; choose one of: {', '.join(AGG_MODES)}")
+        _check(config.kl_estimator in KL_ESTIMATORS, f"unknown kl_estimator {config.kl_estimator!r}; choose one of: {', '.join(KL_ESTIMATORS)}")
+        n_rows = config.prompts_per_step * config.group_size
+        _check(config.num_mini_batches >= 1 and n_rows % config.num_mini_batches == 0,
+               f"num_mini_batches={config.num_mini_batches} must divide prompts_per_step*group_size={n_rows}")
+        _check(config.group_size >= 2, f"group_size must be at least 2 (got {config.group_size})")
+        self.task = task or get_task(config.task)
+        if model is None:
+            from .warmstart import default_path
+            model, tokenizer = load_policy(config.init or default_path(self.task.name, config.profile))
+        self.model, self.tokenizer = model, tokenizer
+        needs_ref = config.kl_coef > 0 or "ref_log_prob" in self.method.needs
+        self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_ref else None
+        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                           lr=config.lr, weight_decay=config.weight_decay)
+        self.out = Path(out) if out else None
+        self.step, self.wall_s, self.prev_entropy = 0, 0.0, None
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self) -> dict:
+        c = self.config
+        start = time.time()
+        self.step += 1
+        torch.manual_seed(_step_seed(c.seed, self.step))
+        rng = random.Random(_step_seed(c.seed, self.step))
+        examples = rng.sample(self.task.train, c.prompts_per_step)
+
+        self.model.eval()
+        rollout = sample(self.model, self.tokenizer, [e.prompt for e in examples], c.group_size,
+                         c.temperature, c.top_p, self.task.max_new_tokens)
+        rewards = torch.tensor([self.task.reward(text, examples[i // c.group_size])
+                                for i, text in enumerate(rollout.completions)], dtype=torch.float32)
+        adv, all_equal = group_advantages(rewards, c.group_size, c.scale_adv_by_std)
+        mask = rollout.response_mask
+        adv_tok = adv[:, None] * mask                                              # (B, T)
+        ref_log_prob = self._ref_log_prob(rollout) if self.ref_model is not None else None
+
+        self.model.train()
+        update = self._update(rollout, adv_tok, ref_log_prob)
+
+        entropy = masked_mean(rollout.entropy, mask).item()
+        cov_mean, cov_top = covariance_summary(rollout.old_log_prob, adv_tok, mask)
+        n_tokens = mask.sum().item()
+        step_s = time.time() - start
+        self.wall_s += step_s
+        metrics = {
+            "step": self.step, "entropy": entropy, "reward": rewards.mean().item(),
+            "accuracy": (rewards >= 1.0).float().mean().item(), "response_len": n_tokens / len(rollout),
+            **update, "cov_mean": cov_mean, "cov_top": cov_top,
+            "entropy_delta": None if self.prev_entropy is None else entropy - self.prev_entropy,
+            "frac_all_equal_groups": all_equal.float().mean().item(),
+            "tokens_per_s": n_tokens / step_s, "step_s": step_s,
+        }
+        self.prev_entropy = entropy
+        if self.step % c.eval_every == 0 or self.step == c.steps:
+            metrics.update(self.evaluate())
+        metrics["wall_s"] = self.wall_s
+        return metrics
+
+    def _update(self, rollout: Rollout, adv_tok: torch.Tensor, ref_log_prob) -> dict:
+        c = self.config
+        sums: dict[str, float] = {}
+        n_updates = 0
+        for _ in range(c.ppo_epochs):
+            order = torch.randperm(len(rollout))
+            for index in order.chunk(c.num_mini_batches):
+                mb = rollout.select(index)
+                T = int(mb.response_mask.sum(dim=1).max())                          # trim padding
+                mask, old_log_prob, adv = mb.response_mask[:, :T], mb.old_log_prob[:, :T], adv_tok[index, :T]
+                logits = policy_forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T],
+                                        c.temperature)
+                log_prob = gather_log_prob(logits, mb.response_ids[:, :T])
+                extra = LossExtras(
+                    entropy=token_entropy(logits) if "entropy" in self.method.needs else None,
+                    logits=logits if "logits" in self.method.needs else None,
+                    ref_log_prob=None if ref_log_prob is None else ref_log_prob[index, :T], step=self.step)
+                loss, metrics = self.method.policy_loss(old_log_prob, log_prob, adv, mask, self.agg_mode,
+                                                        self.method_config, extra)
+                if c.kl_coef > 0:
+                    kl = kl_penalty(log_prob, extra.ref_log_prob, c.kl_estimator)
+                    loss = loss + c.kl_coef * aggregate_loss(kl, mask, self.agg_mode)
+                    metrics["kl_ref"] = masked_mean(kl, mask).item()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm).item()
+                self.optimizer.step()
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                n_updates += 1
+        return {_metric_name(self.method.name, k): v / n_updates for k, v in sums.items()}
+
+    @torch.no_grad()
+    def _ref_log_prob(self, rollout: Rollout) -> torch.Tensor:
+        logits = policy_forward(self.ref_model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
+                                self.config.temperature)
+        return gather_log_prob(logits, rollout.response_ids) * rollout.response_mask
+
+    def evaluate(self) -> dict:
+        c = self.config
+        return evaluate(self.model, self.tokenizer, self.task, n_samples=c.eval_samples, k=c.eval_k,
+                        temperature=c.temperature, top_p=c.top_p, seed=_step_seed(c.seed, 10**6 + self.step),
+                        max_prompts=c.eval_prompts)
+
+    # ------------------------------------------------------------------ the run
+    def run(self, progress: bool = True) -> list[dict]:
+        """Train to `config.steps`, writing metrics.jsonl and checkpoints under `out`."""
+        c = self.config
+        history = []
+        if self.step == 0:
+            history.append(self._log({"step": 0, **self.evaluate(), "wall_s": self.wall_s}))
+        bar = tqdm(total=c.steps, initial=self.step, desc=f"{c.method} {c.task}/{c.profile}", disable=not progress)
+        while self.step < c.steps:
+            metrics = self._log(self.train_step())
+            history.append(metrics)
+            bar.update(1)
+            bar.set_postfix(H=f"{metrics['entropy']:.3f}", R=f"{metrics['reward']:.2f}")
+            if self.out and (self.step % c.checkpoint_every == 0 or self.step == c.steps):
+                self.save_checkpoint()
+        bar.close()
+        return history
+
+    def _log(self, metrics: dict) -> dict:
+        row = {key: metrics.get(key) for key in METRIC_KEYS}
+        row.update({k: v for k, v in metrics.items() if k not in row})
+        if self.out:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with open(self.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+        return row
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> Path:
+        """Model, optimizer and progress, written atomically to out/checkpoint.pt."""
+        path = self.out / "checkpoint.pt"
+        state = {"schema": METRICS_SCHEMA, "config": self.config.to_dict(), "step": self.step,
+                 "wall_s": self.wall_s, "prev_entropy": self.prev_entropy,
+                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        torch.save(state, str(path) + ".tmp")
+        os.replace(str(path) + ".tmp", path)
+        return path
+
+    def load_checkpoint(self) -> int:
+        """Restore the last checkpoint and drop metrics logged after it. Returns its step."""
+        state = torch.load(self.out / "checkpoint.pt", weights_only=False)
+        saved = {k: v for k, v in state["config"].items() if k != "steps"}
+        ours = {k: v for k, v in self.config.to_dict().items() if k != "steps"}
+        diff = sorted(k for k in ours if saved.get(k) != ours[k])
+        _check(not diff, f"cannot resume {self.out}: settings differ from the saved run: "
+               + ", ".join(f"{k} (saved {saved.get(k)!r}, now {ours[k]!r})" for k in diff))
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.wall_s, self.prev_entropy = state["step"], state["wall_s"], state["prev_entropy"]
+        lines = (self.out / "metrics.jsonl").read_text().splitlines()
+        kept = [line for line in lines if json.loads(line)["step"] <= self.step]
+        (self.out / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))
+        return self.step
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return seed * 1_000_003 + step
+
+
+def _metric_name(method: str, key: str) -> str:
+    """Standard metrics keep their names; a method's own ones go under its name."""
+    return key if key in METRIC_KEYS else f"{method}/{key}"
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The rows of a run's metrics.jsonl (a folder or the file itself)."""
+    path = Path(path)
+    path = path / "metrics.jsonl" if path.is_dir() else path
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> list[dict]:
+    """Run (or, with `resume`, continue) a training run whose files live in `out`.
+
+    A folder that already holds a run is never overwritten: pass `resume=True` to continue
+    it from its last checkpoint, or choose another folder.
+    """
+    out = Path(out)
+    has_run = (out / "metrics.jsonl").exists()
+    if has_run and not resume:
+        raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not (out / "checkpoint.pt").exists():
+        raise ValueError(f"nothing to resume in {out}: no checkpoint.pt there")
+    trainer = Trainer(config, out=out)
+    if resume:
+        trainer.load_checkpoint()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps({"schema": METRICS_SCHEMA, **config.to_dict()}, indent=2))
+    return trainer.run(progress=progress)

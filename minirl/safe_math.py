@@ -6,7 +6,7 @@ exactly one grammar and gives up (returns None) on anything else:
     expr   := term (('+' | '-') term)*
     term   := factor ('*' factor)*
     factor := NUMBER | '(' expr ')'
-    NUMBER := ASCII digits, at most MAX_DIGITS of them
+    NUMBER := ASCII digits, at most MAX_DIGITS of them (spaces may separate tokens, not digits)
 
 Limits keep a hostile completion cheap: the text is capped at MAX_CHARS, nesting at
 MAX_DEPTH, and every intermediate value at MAX_ABS (so no `9**9**9`-style blow-up).
@@ -37,13 +37,10 @@ def parse_expression(text: str) -> Parsed | None:
     """The value of `text` and the numbers it uses, or None if it is not a valid expression."""
     if not isinstance(text, str) or len(text) > MAX_CHARS:
         return None
-    chars = text.replace(" ", "")
-    if not chars:
-        return None
-    parser = _Parser(chars)
+    parser = _Parser(text)
     try:
         value = parser.expr(depth=0)
-        if parser.pos != len(chars):
+        if parser.peek() != "":
             return None
     except _Reject:
         return None
@@ -66,11 +63,14 @@ class _Parser:
         self.chars, self.pos, self.numbers = chars, 0, []
 
     def peek(self) -> str:
+        """The next character that is not a space ('' at the end)."""
+        while self.pos < len(self.chars) and self.chars[self.pos] == " ":
+            self.pos += 1
         return self.chars[self.pos] if self.pos < len(self.chars) else ""
 
     def expr(self, depth: int) -> int:
         value = self.term(depth)
-        while self.peek() in ("+", "-") and self.peek():
+        while self.peek() and self.peek() in "+-":
             op = self.chars[self.pos]
             self.pos += 1
             rhs = self.term(depth)
@@ -95,8 +95,8 @@ class _Parser:
                 raise _Reject
             self.pos += 1
             return value
-        start = self.pos
-        while self.peek() and self.peek() in DIGITS:
+        start = self.pos                        # digits of one number: no spaces inside
+        while self.pos < len(self.chars) and self.chars[self.pos] in DIGITS:
             self.pos += 1
         digits = self.chars[start:self.pos]
         if not digits or len(digits) > MAX_DIGITS:

@@ -1,0 +1,196 @@
+"""Command line: `python -m minirl {train, methods, warmstart, plot, compare, demo}`.
+
+Bad names and values end in one line that names them and the valid choices, exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import PROFILES, TrainConfig, make_config
+from .methods import METHODS, get_method
+from .tasks import TASKS, get_task
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print the whole usage; one line is enough
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m minirl", description="Entropy collapse in RL fine-tuning, on a laptop.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a policy with one method; writes OUT/metrics.jsonl")
+    t.add_argument("--method", default="grpo")
+    t.add_argument("--task", default="countdown")
+    t.add_argument("--profile", default="cpu")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, help="run folder (metrics.jsonl, config.json, checkpoint.pt)")
+    t.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
+    t.add_argument("--init", help="starting policy folder (default: the shipped warm start)")
+    t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a TrainConfig field or a setting of the method's config, e.g. --set clip_ratio_high=0.28")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sub.add_parser("methods", help="list the registered methods")
+
+    w = sub.add_parser("warmstart", help="(re)make the supervised warm start of a task")
+    w.add_argument("--task", default="countdown")
+    w.add_argument("--profile", default="cpu")
+    w.add_argument("--out", help="folder (default: the shipped one inside the package)")
+
+    for name, text in (("plot", "plot runs' entropy and pass@k curves"), ("compare", "first → last table of runs")):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("runs", nargs="+", help="run folders")
+        if name == "plot":
+            c.add_argument("--out", default="entropy.png")
+
+    d = sub.add_parser("demo", help="the main job: warm start, GRPO runs, comparison table, plot")
+    d.add_argument("--profile", default="cpu")
+    d.add_argument("--steps", type=int, default=200)
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--fresh-warmstart", action="store_true", help="remake the warm start instead of the shipped one")
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args) or 0
+    except (UsageError, ValueError, FileNotFoundError) as err:
+        print(f"minirl: error: {err}", file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------- commands
+def cmd_train(args) -> int:
+    from .trainer import train
+
+    config = config_from_args(args)
+    history = train(config, args.out, resume=args.resume, progress=not args.quiet)
+    from .report import summary_table
+    print(summary_table({f"{config.method} seed {config.seed}": _read_all(args.out)}))
+    return 0 if history is not None else 1
+
+
+def config_from_args(args) -> TrainConfig:
+    _choose("profile", args.profile, PROFILES)
+    _choose("task", args.task, TASKS)
+    method = get_method(args.method)
+    train_fields = set(TrainConfig.__dataclass_fields__)
+    overrides, method_settings = {}, {}
+    for item in args.set:
+        if "=" not in item:
+            raise UsageError(f"--set {item!r} is not NAME=VALUE")
+        key, value = item.split("=", 1)
+        (overrides if key in train_fields else method_settings)[key] = value
+    method.make_config(method_settings)                                   # validates names and types now
+    defaults = make_config(args.profile)
+    typed = {k: _typed(k, v, getattr(defaults, k)) for k, v in overrides.items()}
+    if args.steps is not None:
+        _positive("steps", args.steps)
+        typed["steps"] = args.steps
+    if args.init:
+        typed["init"] = args.init
+    return make_config(args.profile, method=args.method, task=args.task, seed=args.seed,
+                       method_settings=method_settings, **typed)
+
+
+def cmd_methods(args) -> int:
+    width = max(len(n) for n in METHODS)
+    for name, m in METHODS.items():
+        print(f"{name:<{width}}  {m.summary}  [default loss_agg_mode: {m.default_agg_mode}]")
+    return 0
+
+
+def cmd_warmstart(args) -> int:
+    from .warmstart import warm_start
+
+    _choose("profile", args.profile, ("smoke", "cpu"))
+    stats = warm_start(get_task(args.task), args.profile, out=args.out)
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .plots import plot_runs
+
+    print(plot_runs(_load_runs(args.runs), args.out))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .report import summary_table
+
+    print(summary_table(_load_runs(args.runs)))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Warm start (shipped or fresh), GRPO and GRPO with clip-higher, a table and a figure."""
+    from .plots import plot_runs
+    from .report import summary_table
+    from .trainer import train
+    from .warmstart import default_path, warm_start
+
+    _choose("profile", args.profile, ("smoke", "cpu"))
+    _positive("steps", args.steps)
+    out = Path(args.out)
+    init = default_path("countdown", args.profile)
+    if args.fresh_warmstart:
+        init = out / "warmstart"
+        print(json.dumps(warm_start(get_task("countdown"), args.profile, out=init), indent=2))
+    variants = {"grpo": {}, "grpo + clip-higher (eps_high=0.28)": {"clip_ratio_high": "0.28"}}
+    runs = {}
+    for i, (label, settings) in enumerate(variants.items()):
+        run_dir = out / f"run{i}"
+        config = make_config(args.profile, steps=args.steps, init=str(init), method_settings=settings)
+        train(config, run_dir, resume=(run_dir / "checkpoint.pt").exists())
+        runs[label] = _read_all(run_dir)
+    print(summary_table(runs))
+    print("figure:", plot_runs(runs, out / "entropy.png"))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "methods": cmd_methods, "warmstart": cmd_warmstart, "plot": cmd_plot,
+            "compare": cmd_compare, "demo": cmd_demo}
+
+
+# ---------------------------------------------------------------- helpers
+def _choose(what: str, value: str, choices) -> None:
+    if value not in choices:
+        raise UsageError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+
+
+def _positive(what: str, value: int) -> None:
+    if value < 1:
+        raise UsageError(f"--{what} must be a positive integer (got {value})")
+
+
+def _typed(key: str, raw: str, current):
+    from .methods.registry import _parse_value
+
+    return _parse_value(key, raw, current)
+
+
+def _read_all(run_dir) -> list[dict]:
+    from .trainer import read_metrics
+
+    return read_metrics(run_dir)
+
+
+def _load_runs(folders: list[str]) -> dict[str, list[dict]]:
+    runs = {}
+    for folder in folders:
+        if not (Path(folder) / "metrics.jsonl").exists():
+            raise UsageError(f"{folder} is not a run folder (no metrics.jsonl)")
+        runs[Path(folder).name] = _read_all(folder)
+    return runs

@@ -1,0 +1,86 @@
+"""Group advantages, loss aggregation, PPO-clip with dual-clip and KL estimators: hand-worked."""
+import math
+
+import pytest
+import torch
+
+from minirl.core import aggregate_loss, group_advantages, kl_penalty, ppo_clip_token_loss
+
+
+def test_group_advantages_with_std_and_all_equal_groups():
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    adv, all_equal = group_advantages(rewards, group_size=4)
+    # group 1: mean 0.5, unbiased std sqrt(1/3) -> ±0.5/0.57735 = ±0.8660
+    s = 0.5 / math.sqrt(1 / 3)
+    assert adv[:4].tolist() == pytest.approx([s, -s, -s, s], rel=1e-5)
+    assert adv[4:].tolist() == [0.0, 0.0, 0.0, 0.0]     # exactly zero, not 0/eps noise
+    assert all_equal.tolist() == [False, True]
+
+
+def test_group_advantages_without_std_scaling():
+    adv, _ = group_advantages(torch.tensor([3.0, 1.0, 2.0, 2.0]), group_size=2, scale_by_std=False)
+    assert adv.tolist() == [1.0, -1.0, 0.0, 0.0]
+
+
+def test_group_advantages_rejects_ragged_groups():
+    with pytest.raises(ValueError, match="do not split into groups of 4"):
+        group_advantages(torch.ones(6), group_size=4)
+
+
+LOSS = torch.tensor([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0]])
+MASK = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize("mode,expected", [
+    ("token-mean", (1 + 2 + 3 + 4) / 4),                 # 2.5
+    ("seq-mean-token-mean", ((1 + 2 + 3) / 3 + 4) / 2),   # 3.0
+    ("seq-mean-token-sum", ((1 + 2 + 3) + 4) / 2),        # 5.0
+    ("seq-mean-token-sum-norm", (1 + 2 + 3 + 4) / 3),     # divided by T = 3
+])
+def test_aggregation_modes(mode, expected):
+    assert aggregate_loss(LOSS, MASK, mode).item() == pytest.approx(expected)
+
+
+def test_sum_norm_with_constant_and_paper_form():
+    assert aggregate_loss(LOSS, MASK, "seq-mean-token-sum-norm", loss_scale_factor=5).item() == pytest.approx(2.0)
+    assert aggregate_loss(LOSS, MASK, "seq-mean-token-sum-norm", loss_scale_factor=5,
+                          divide_by_seqs=True).item() == pytest.approx(1.0)
+
+
+def test_unknown_aggregation_names_the_choices():
+    with pytest.raises(ValueError, match="choose one of: token-mean"):
+        aggregate_loss(LOSS, MASK, "mean")
+
+
+def test_ppo_clip_hand_worked():
+    # ratios 1.5, 0.5, 1.1 ; advantages +1, +1, -1 ; eps 0.2
+    old = torch.zeros(3)
+    logp = torch.log(torch.tensor([1.5, 0.5, 1.1]))
+    adv = torch.tensor([1.0, 1.0, -1.0])
+    loss, clipped, dual = ppo_clip_token_loss(logp, old, adv, 0.2, 0.2, clip_ratio_c=None)
+    # token 0: max(-1.5, -1.2) = -1.2 (clipped); token 1: max(-0.5, -0.8) = -0.5; token 2: max(1.1, 1.1) = 1.1
+    assert loss.tolist() == pytest.approx([-1.2, -0.5, 1.1])
+    assert clipped.tolist() == [True, False, False]
+
+
+def test_clip_higher_lets_the_ratio_rise_further():
+    logp, old, adv = torch.log(torch.tensor([1.25])), torch.zeros(1), torch.ones(1)
+    assert ppo_clip_token_loss(logp, old, adv, 0.2, 0.2, None)[0].item() == pytest.approx(-1.2)
+    assert ppo_clip_token_loss(logp, old, adv, 0.2, 0.28, None)[0].item() == pytest.approx(-1.25)
+
+
+def test_dual_clip_bounds_negative_advantages():
+    # ratio 5, A = -1: PPO loss = max(5, 1.2) = 5; dual-clip with c = 3 caps it at 3
+    logp, old, adv = torch.log(torch.tensor([5.0, 5.0])), torch.zeros(2), torch.tensor([-1.0, 1.0])
+    loss, _, dual = ppo_clip_token_loss(logp, old, adv, 0.2, 0.2, clip_ratio_c=3.0)
+    assert loss.tolist() == pytest.approx([3.0, -1.2])
+    assert dual.tolist() == [True, False]
+
+
+def test_kl_estimators():
+    logp, ref = torch.tensor([-1.0]), torch.tensor([-2.0])   # log r = ref − logp = −1
+    assert kl_penalty(logp, ref, "k1").item() == pytest.approx(1.0)
+    assert kl_penalty(logp, ref, "k2").item() == pytest.approx(0.5)
+    assert kl_penalty(logp, ref, "k3").item() == pytest.approx(math.exp(-1) - 1 + 1)
+    with pytest.raises(ValueError, match="k1, k2, k3"):
+        kl_penalty(logp, ref, "k4")

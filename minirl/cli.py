@@ -77,7 +77,7 @@ def cmd_train(args) -> int:
     config = config_from_args(args)
     history = train(config, args.out, resume=args.resume, progress=not args.quiet)
     from .report import summary_table
-    print(summary_table({f"{config.method} seed {config.seed}": _read_all(args.out)}))
+    print(summary_table({run_label(args.out): _read_all(args.out)}))
     return 0 if history is not None else 1
 
 
@@ -148,13 +148,13 @@ def cmd_demo(args) -> int:
     if args.fresh_warmstart:
         init = out / "warmstart"
         print(json.dumps(warm_start(get_task("countdown"), args.profile, out=init), indent=2))
-    variants = {"grpo": {}, "grpo + clip-higher (eps_high=0.28)": {"clip_ratio_high": "0.28"}}
+    variants = {"grpo": {}, "grpo-clip-higher": {"clip_ratio_high": "0.28"}}
     runs = {}
-    for i, (label, settings) in enumerate(variants.items()):
-        run_dir = out / f"run{i}"
+    for name, settings in variants.items():
+        run_dir = out / name
         config = make_config(args.profile, steps=args.steps, init=str(init), method_settings=settings)
         train(config, run_dir, resume=(run_dir / "checkpoint.pt").exists())
-        runs[label] = _read_all(run_dir)
+        runs[run_label(run_dir)] = _read_all(run_dir)
     print(summary_table(runs))
     print("figure:", plot_runs(runs, out / "entropy.png"))
     return 0
@@ -192,5 +192,15 @@ def _load_runs(folders: list[str]) -> dict[str, list[dict]]:
     for folder in folders:
         if not (Path(folder) / "metrics.jsonl").exists():
             raise UsageError(f"{folder} is not a run folder (no metrics.jsonl)")
-        runs[Path(folder).name] = _read_all(folder)
+        runs[run_label(folder)] = _read_all(folder)
     return runs
+
+
+def run_label(folder) -> str:
+    """'grpo clip_ratio_high=0.28 (seed 0)' from a run's config.json, else the folder's name."""
+    path = Path(folder) / "config.json"
+    if not path.exists():
+        return Path(folder).name
+    config = json.loads(path.read_text())
+    settings = "".join(f" {k}={v}" for k, v in config.get("method_settings", {}).items())
+    return f"{config['method']}{settings} (seed {config['seed']})"

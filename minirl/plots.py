@@ -32,6 +32,8 @@ def plot_runs(runs: dict[str, list[dict]], out: str | Path,
     fig, axes = plt.subplots(rows_n, cols, figsize=(6 * cols, 3.6 * rows_n), squeeze=False)
     for ax, key in zip(axes.flat, metrics):
         title, ylabel = PANELS.get(key, (key, key))
+        if key not in ("pass_at_1", "pass_at_k") and smooth > 1:
+            title += f" ({smooth}-step mean)"
         for label, rows in runs.items():
             x, y = series(rows, key)
             if key not in ("pass_at_1", "pass_at_k") and smooth > 1:

@@ -91,7 +91,6 @@ class Trainer:
         cov_mean, cov_top = covariance_summary(rollout.old_log_prob, adv_tok, mask)
         n_tokens = mask.sum().item()
         step_s = time.time() - start
-        self.wall_s += step_s
         metrics = {
             "step": self.step, "entropy": entropy, "reward": rewards.mean().item(),
             "accuracy": (rewards >= 1.0).float().mean().item(), "response_len": n_tokens / len(rollout),
@@ -103,6 +102,7 @@ class Trainer:
         self.prev_entropy = entropy
         if self.step % c.eval_every == 0 or self.step == c.steps:
             metrics.update(self.evaluate())
+        self.wall_s += time.time() - start
         metrics["wall_s"] = self.wall_s
         return metrics
 
@@ -156,7 +156,10 @@ class Trainer:
         c = self.config
         history = []
         if self.step == 0:
-            history.append(self._log({"step": 0, **self.evaluate(), "wall_s": self.wall_s}))
+            start = time.time()
+            evaluation = self.evaluate()
+            self.wall_s += time.time() - start
+            history.append(self._log({"step": 0, **evaluation, "wall_s": self.wall_s}))
         bar = tqdm(total=c.steps, initial=self.step, desc=f"{c.method} {c.task}/{c.profile}", disable=not progress)
         while self.step < c.steps:
             metrics = self._log(self.train_step())

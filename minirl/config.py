@@ -48,6 +48,10 @@ class TrainConfig:
     """n: samples per eval prompt for the unbiased pass@k estimator."""
     eval_k: int = 8
     checkpoint_every: int = 25
+    track_entropy_change: bool = False
+    """Also measure `batch_entropy_change`: the entropy of the step's own sampled positions
+    after the update minus before (one extra forward pass). It is the quantity that the
+    covariance law predicts, free of the prompt-to-prompt noise of `entropy_delta`."""
     method_settings: dict = field(default_factory=dict)
     """`name=value` settings of the method's own config (`--set` on the CLI)."""
 

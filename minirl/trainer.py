@@ -37,7 +37,7 @@ METRICS_SCHEMA = 1
 TIME_KEYS = ("tokens_per_s", "step_s", "wall_s")
 METRIC_KEYS = ("step", "entropy", "reward", "accuracy", "pass_at_1", "pass_at_k", "eval_entropy",
                "response_len", "pg_loss", "clip_frac", "clip_frac_lower", "ppo_kl", "kl_ref", "grad_norm",
-               "cov_mean", "cov_top", "entropy_delta", "frac_all_equal_groups") + TIME_KEYS
+               "cov_mean", "cov_top", "entropy_delta", "batch_entropy_change", "frac_all_equal_groups") + TIME_KEYS
 
 
 class Trainer:
@@ -88,6 +88,8 @@ class Trainer:
         update = self._update(rollout, adv_tok, ref_log_prob)
 
         entropy = masked_mean(rollout.entropy, mask).item()
+        if c.track_entropy_change:
+            update["batch_entropy_change"] = self._entropy_after(rollout) - entropy
         cov_mean, cov_top = covariance_summary(rollout.old_log_prob, adv_tok, mask)
         n_tokens = mask.sum().item()
         step_s = time.time() - start
@@ -137,6 +139,13 @@ class Trainer:
                     sums[key] = sums.get(key, 0.0) + value
                 n_updates += 1
         return {_metric_name(self.method.name, k): v / n_updates for k, v in sums.items()}
+
+    @torch.no_grad()
+    def _entropy_after(self, rollout: Rollout) -> float:
+        """Mean entropy of the rollout's positions under the updated policy."""
+        logits = policy_forward(self.model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
+                                self.config.temperature)
+        return masked_mean(token_entropy(logits), rollout.response_mask).item()
 
     @torch.no_grad()
     def _ref_log_prob(self, rollout: Rollout) -> torch.Tensor:

@@ -61,13 +61,13 @@ def test_resume_refuses_changed_settings(tmp_path):
 
 
 def test_metrics_file_has_every_key_and_config(tmp_path):
-    train(smoke(steps=3, kl_coef=0.1), tmp_path / "run", progress=False)
+    train(smoke(steps=3, kl_coef=0.1, track_entropy_change=True), tmp_path / "run", progress=False)
     rows = read_metrics(tmp_path / "run")
     assert all(set(METRIC_KEYS) <= set(r) for r in rows)
     step3 = rows[-1]
     for key in ("entropy", "reward", "accuracy", "pass_at_1", "pass_at_k", "response_len", "clip_frac",
                 "ppo_kl", "kl_ref", "grad_norm", "cov_mean", "cov_top", "entropy_delta",
-                "frac_all_equal_groups", "tokens_per_s", "wall_s"):
+                "batch_entropy_change", "frac_all_equal_groups", "tokens_per_s", "wall_s"):
         assert step3[key] is not None, key
     assert 0 < step3["entropy"] < 5 and 0 <= step3["pass_at_1"] <= step3["pass_at_k"] <= 1
     assert step3["kl_ref"] >= 0

@@ -41,6 +41,11 @@ class TrainConfig:
     kl_coef: float = 0.0
     """β of an added β·KL(π_θ‖π_ref) term to the warm start; 0 turns it (and the reference) off."""
     kl_estimator: str = "k3"
+    dynamic_sampling: bool = False
+    """DAPO's dynamic sampling: drop groups whose rewards are all equal and sample more prompts
+    until the batch is full of groups that teach something (or `max_gen_batches` is reached,
+    then fill up with the dropped groups)."""
+    max_gen_batches: int = 3
     eval_every: int = 20
     """Steps between evaluations of pass@1 and pass@k on the fixed eval set."""
     eval_prompts: int = 128
@@ -77,4 +82,7 @@ def make_config(profile: str = "cpu", **overrides) -> TrainConfig:
     unknown = set(overrides) - fields
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; choose from: {', '.join(sorted(fields))}")
-    return TrainConfig(profile=profile, **{**PROFILE_DEFAULTS[profile], **overrides})
+    from .methods import get_method
+
+    method_defaults = get_method(overrides.get("method", "grpo")).train_defaults
+    return TrainConfig(profile=profile, **{**PROFILE_DEFAULTS[profile], **method_defaults, **overrides})

@@ -99,3 +99,26 @@ def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperatur
 def _until_eos(tokens: list[int], eos: int) -> list[int]:
     """Tokens up to and including the first EOS (all of them if there is none)."""
     return tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
+
+
+def concat_rollouts(rollouts: list[Rollout], pad_id: int) -> Rollout:
+    """Stack rollouts row-wise, re-padding prompts on the left and responses on the right."""
+    P = max(r.prompt_ids.shape[1] for r in rollouts)
+    T = max(r.response_ids.shape[1] for r in rollouts)
+
+    def pad(x, width, value, left):
+        extra = width - x.shape[1]
+        if extra == 0:
+            return x
+        block = torch.full((x.shape[0], extra), value, dtype=x.dtype)
+        return torch.cat([block, x] if left else [x, block], dim=1)
+
+    return Rollout(
+        torch.cat([pad(r.prompt_ids, P, pad_id, True) for r in rollouts]),
+        torch.cat([pad(r.prompt_mask, P, 0, True) for r in rollouts]),
+        torch.cat([pad(r.response_ids, T, pad_id, False) for r in rollouts]),
+        torch.cat([pad(r.response_mask, T, 0, False) for r in rollouts]),
+        torch.cat([pad(r.old_log_prob, T, 0, False) for r in rollouts]),
+        torch.cat([pad(r.entropy, T, 0, False) for r in rollouts]),
+        [text for r in rollouts for text in r.completions],
+        torch.cat([r.prefix_len for r in rollouts]))

@@ -30,7 +30,7 @@ from .diagnostics import covariance_summary, token_entropy
 from .evaluation import evaluate
 from .methods import LossExtras, get_method
 from .models import load_policy
-from .rollout import Rollout, gather_log_prob, policy_forward, sample
+from .rollout import Rollout, concat_rollouts, gather_log_prob, policy_forward, sample
 from .tasks import Task, get_task
 
 METRICS_SCHEMA = 1
@@ -62,6 +62,7 @@ class Trainer:
         self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_ref else None
         self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                            lr=config.lr, weight_decay=config.weight_decay)
+        self.method_state = self.method.state_cls() if self.method.state_cls else None
         self.out = Path(out) if out else None
         self.step, self.wall_s, self.prev_entropy = 0, 0.0, None
 
@@ -71,14 +72,8 @@ class Trainer:
         start = time.time()
         self.step += 1
         torch.manual_seed(_step_seed(c.seed, self.step))
-        rng = random.Random(_step_seed(c.seed, self.step))
-        examples = rng.sample(self.task.train, c.prompts_per_step)
-
         self.model.eval()
-        rollout = sample(self.model, self.tokenizer, [e.prompt for e in examples], c.group_size,
-                         c.temperature, c.top_p, self.task.max_new_tokens)
-        rewards = torch.tensor([self.task.reward(text, examples[i // c.group_size])
-                                for i, text in enumerate(rollout.completions)], dtype=torch.float32)
+        rollout, rewards, gen_batches = self._collect()
         adv, all_equal = group_advantages(rewards, c.group_size, c.scale_adv_by_std)
         mask = rollout.response_mask
         adv_tok = adv[:, None] * mask                                              # (B, T)
@@ -99,14 +94,46 @@ class Trainer:
             **update, "cov_mean": cov_mean, "cov_top": cov_top,
             "entropy_delta": None if self.prev_entropy is None else entropy - self.prev_entropy,
             "frac_all_equal_groups": all_equal.float().mean().item(),
+            **({"gen_batches": gen_batches} if c.dynamic_sampling else {}),
             "tokens_per_s": n_tokens / step_s, "step_s": step_s,
         }
         self.prev_entropy = entropy
+        if self.method_state is not None:
+            extra_metrics = self.method_state.end_step(metrics)
+            metrics.update({_metric_name(self.method.name, k): v for k, v in extra_metrics.items()})
         if self.step % c.eval_every == 0 or self.step == c.steps:
             metrics.update(self.evaluate())
         self.wall_s += time.time() - start
         metrics["wall_s"] = self.wall_s
         return metrics
+
+    def _collect(self) -> tuple[Rollout, torch.Tensor, int]:
+        """Sample the step's groups. With dynamic sampling (DAPO), groups whose G rewards are all
+        equal are set aside and more prompts are sampled, up to `max_gen_batches` rounds; the
+        batch is then topped up with set-aside groups so that its size never changes."""
+        c = self.config
+        rounds = c.max_gen_batches if c.dynamic_sampling else 1
+        rng = random.Random(_step_seed(c.seed, self.step))
+        pool = rng.sample(self.task.train, min(len(self.task.train), c.prompts_per_step * rounds))
+        kept, dropped = [], []                 # (rollout of one round, its rewards, group index)
+        for r in range(rounds):
+            examples = pool[r * c.prompts_per_step:(r + 1) * c.prompts_per_step]
+            rollout = sample(self.model, self.tokenizer, [e.prompt for e in examples], c.group_size,
+                             c.temperature, c.top_p, self.task.max_new_tokens)
+            rewards = torch.tensor([self.task.reward(text, examples[i // c.group_size])
+                                    for i, text in enumerate(rollout.completions)], dtype=torch.float32)
+            if not c.dynamic_sampling:
+                return rollout, rewards, 1
+            grouped = rewards.view(-1, c.group_size)
+            for g, equal in enumerate((grouped == grouped[:, :1]).all(dim=1).tolist()):
+                (dropped if equal else kept).append((rollout, rewards, g))
+            if len(kept) >= c.prompts_per_step:
+                break
+        chosen = (kept + dropped)[:c.prompts_per_step]
+        G = c.group_size
+        parts = [ro.select(torch.arange(g * G, (g + 1) * G)) for ro, _, g in chosen]
+        rewards = torch.cat([rw[g * G:(g + 1) * G] for _, rw, g in chosen])
+        return concat_rollouts(parts, self.tokenizer.pad_token_id), rewards, r + 1
 
     def _update(self, rollout: Rollout, adv_tok: torch.Tensor, ref_log_prob) -> dict:
         c = self.config
@@ -124,7 +151,8 @@ class Trainer:
                 extra = LossExtras(
                     entropy=token_entropy(logits) if "entropy" in self.method.needs else None,
                     logits=logits if "logits" in self.method.needs else None,
-                    ref_log_prob=None if ref_log_prob is None else ref_log_prob[index, :T], step=self.step)
+                    ref_log_prob=None if ref_log_prob is None else ref_log_prob[index, :T], step=self.step,
+                    state=self.method_state)
                 loss, metrics = self.method.policy_loss(old_log_prob, log_prob, adv, mask, self.agg_mode,
                                                         self.method_config, extra)
                 if c.kl_coef > 0:
@@ -195,7 +223,8 @@ class Trainer:
         path = self.out / "checkpoint.pt"
         state = {"schema": METRICS_SCHEMA, "config": self.config.to_dict(), "step": self.step,
                  "wall_s": self.wall_s, "prev_entropy": self.prev_entropy,
-                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "method_state": self.method_state.state_dict() if self.method_state else None}
         torch.save(state, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
         return path
@@ -210,6 +239,8 @@ class Trainer:
                + ", ".join(f"{k} (saved {saved.get(k)!r}, now {ours[k]!r})" for k in diff))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.method_state is not None:
+            self.method_state.load_state_dict(state["method_state"])
         self.step, self.wall_s, self.prev_entropy = state["step"], state["wall_s"], state["prev_entropy"]
         lines = (self.out / "metrics.jsonl").read_text().splitlines()
         kept = [line for line in lines if json.loads(line)["step"] <= self.step]

@@ -86,3 +86,40 @@ def test_bad_settings_are_named(tmp_path):
         Trainer(smoke(num_mini_batches=5))
     with pytest.raises(ValueError, match="choose one of: token-mean"):
         Trainer(smoke(loss_agg_mode="mean"))
+
+
+def test_dynamic_sampling_keeps_the_batch_size_and_drops_equal_groups(tmp_path):
+    rows = train(smoke(steps=2, dynamic_sampling=True, max_gen_batches=4), tmp_path / "run", progress=False)
+    plain = train(smoke(steps=2), tmp_path / "plain", progress=False)
+    for row, base in zip(rows[1:], plain[1:]):
+        assert row["frac_all_equal_groups"] <= base["frac_all_equal_groups"]
+        assert 1 <= row["gen_batches"] <= 4
+    assert rows[1]["frac_all_equal_groups"] == 0.0 or rows[1]["gen_batches"] == 4
+
+
+def test_method_state_is_driven_and_checkpointed(tmp_path):
+    """A stateful method gets its state in every loss call, end_step once a step, and the
+    state survives a resume."""
+    from minirl.methods import METHODS, MethodState, register_method
+    from minirl.methods.grpo import grpo_loss
+
+    class Counter(MethodState):
+        def __init__(self):
+            self.calls, self.steps = 0, 0
+
+        def end_step(self, metrics):
+            self.steps += 1
+            return {"calls": self.calls}
+
+    @register_method("test_counter", state_cls=Counter, summary="test only")
+    def counting_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config, extra):
+        extra.state.calls += 1
+        return grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, None, extra)
+
+    try:
+        rows = train(smoke(steps=3, method="test_counter"), tmp_path / "run", progress=False)
+        assert [r["test_counter/calls"] for r in rows[1:]] == [4, 8, 12]     # 4 mini-batches a step
+        resumed = train(smoke(steps=4, method="test_counter"), tmp_path / "run", resume=True, progress=False)
+        assert resumed[-1]["test_counter/calls"] == 16
+    finally:
+        del METHODS["test_counter"]

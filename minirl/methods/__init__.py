@@ -1,5 +1,18 @@
-"""Entropy interventions, one file each, all registered in `METHODS` by name."""
-from .registry import METHODS, LossExtras, Method, PolicyLossConfig, get_method, register_method
-from . import grpo  # noqa: F401  (registers "grpo")
+"""Entropy interventions, one file each, all registered in `METHODS` by name.
 
-__all__ = ["METHODS", "LossExtras", "Method", "PolicyLossConfig", "get_method", "register_method"]
+Every module in this folder is imported here, so a new method file registers itself by
+using `@register_method` (no list to edit).
+"""
+import importlib
+import pkgutil
+
+from .registry import (METHODS, LossExtras, Method, MethodState, PolicyLossConfig, get_method,
+                       register_method)
+
+importlib.import_module(f"{__name__}.grpo")          # the baseline comes first in listings
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module not in ("registry", "grpo"):
+        importlib.import_module(f"{__name__}.{_module}")
+
+__all__ = ["METHODS", "LossExtras", "Method", "MethodState", "PolicyLossConfig", "get_method",
+           "register_method"]

@@ -9,6 +9,11 @@ documented argument:
 All tensors are (B, T). `config` is the method's own dataclass (fields settable from the CLI
 with `--set name=value`). Methods that need more than log-probs declare it in `needs`, and
 the trainer fills the matching field of `extra`; a method never reaches into the trainer.
+
+State that must survive steps (a running history, a controller) lives in a `MethodState`
+object: the trainer makes one per run (`state_cls`), hands it to every loss call as
+`extra.state`, calls `end_step(metrics)` once per step, and saves and restores it with the
+run's checkpoints.
 """
 from __future__ import annotations
 
@@ -35,6 +40,20 @@ class PolicyLossConfig:
     """L_const of `seq-mean-token-sum-norm`; None uses the padded response length."""
 
 
+class MethodState:
+    """Base of a method's cross-step state. Plain attributes are checkpointed as they are."""
+
+    def end_step(self, metrics: dict) -> dict:
+        """Called once after each training step with its metrics; returns extra metrics to log."""
+        return {}
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
+
+
 @dataclass
 class LossExtras:
     """What a method may ask for besides log-probs. Unrequested fields stay None."""
@@ -43,6 +62,7 @@ class LossExtras:
     logits: torch.Tensor | None = None         # (B, T, V) temperature-scaled logits of π_θ
     ref_log_prob: torch.Tensor | None = None   # (B, T) log-probs under the frozen reference
     step: int = 0                              # the training step, for scheduled methods
+    state: MethodState | None = None           # the method's cross-step state, if it has one
 
 
 @dataclass
@@ -53,6 +73,10 @@ class Method:
     default_agg_mode: str = "token-mean"
     needs: tuple[str, ...] = ()
     summary: str = ""
+    state_cls: type | None = None
+    train_defaults: dict = field(default_factory=dict)
+    """TrainConfig fields this method changes unless the user sets them (e.g. Dr. GRPO turns
+    off std scaling of advantages, DAPO turns on dynamic sampling)."""
 
     def make_config(self, overrides: dict[str, str] | None = None):
         """The method's config with `name=value` strings from the CLI applied (type-checked)."""
@@ -70,15 +94,19 @@ METHODS: dict[str, Method] = {}
 
 
 def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_mode: str = "token-mean",
-                    needs: tuple[str, ...] = (), summary: str = ""):
+                    needs: tuple[str, ...] = (), summary: str = "", state_cls: type | None = None,
+                    train_defaults: dict | None = None):
     """Decorator: `@register_method("grpo", summary=...)` above a policy-loss function."""
     unknown = set(needs) - set(NEEDS)
     if unknown:
         raise ValueError(f"unknown needs {sorted(unknown)}; choose from: {', '.join(NEEDS)}")
 
     def wrap(fn: Callable) -> Callable:
+        if name in METHODS:
+            raise ValueError(f"method {name!r} is registered twice")
         METHODS[name] = Method(name, fn, config_cls, default_agg_mode, tuple(needs),
-                               summary or (fn.__doc__ or "").strip().splitlines()[0])
+                               summary or (fn.__doc__ or "").strip().splitlines()[0], state_cls,
+                               dict(train_defaults or {}))
         return fn
     return wrap
 

@@ -1,0 +1,75 @@
+"""Several methods × seeds on one task and budget: run them (resumably) and tabulate.
+
+    variants = {"grpo": ("grpo", {}), "clip_cov 2%": ("clip_cov", {"clip_cov_ratio": "0.02"})}
+    runs = run_variants(variants, seeds=[0, 1, 2], profile="smoke", steps=100, out="runs/cmp")
+    print(comparison_table(runs))
+
+A finished run is read back instead of trained again; a killed one is resumed.
+"""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from .config import make_config
+from .plots import series
+from .trainer import read_metrics, train
+
+
+def run_variants(variants: dict[str, tuple[str, dict]], seeds, profile: str, steps: int, out,
+                 progress: bool = True, **train_overrides) -> dict[str, dict[int, list[dict]]]:
+    """Train every (variant, seed) into out/<variant>/seed<k>; returns rows[variant][seed]."""
+    runs: dict[str, dict[int, list[dict]]] = {}
+    for label, (method, settings) in variants.items():
+        runs[label] = {}
+        for seed in seeds:
+            folder = Path(out) / _slug(label) / f"seed{seed}"
+            rows = read_metrics(folder) if (folder / "metrics.jsonl").exists() else []
+            if not rows or rows[-1]["step"] < steps:
+                config = make_config(profile, method=method, seed=seed, steps=steps,
+                                     method_settings=dict(settings), **train_overrides)
+                train(config, folder, resume=(folder / "checkpoint.pt").exists(), progress=progress)
+                rows = read_metrics(folder)
+            runs[label][seed] = rows
+    return runs
+
+
+def run_summary(rows: list[dict]) -> dict[str, float]:
+    """The comparison's numbers for one run."""
+    _, pass1 = series(rows, "pass_at_1")
+    _, passk = series(rows, "pass_at_k")
+    _, entropy = series(rows, "entropy")
+    _, step_s = series(rows, "step_s")
+    head, tail = entropy[:5], entropy[-5:]
+    return {
+        "final_pass_at_1": pass1[-1], "best_pass_at_1": max(pass1), "final_pass_at_k": passk[-1],
+        "entropy_kept": (sum(tail) / len(tail)) / (sum(head) / len(head)),
+        "final_entropy": sum(tail) / len(tail),
+        "wall_s": rows[-1]["wall_s"], "step_s": statistics.median(step_s),
+    }
+
+
+def comparison_table(runs: dict[str, dict[int, list[dict]]], baseline: str | None = "grpo") -> str:
+    """Markdown: mean ± std over seeds of each variant's summary; step-time overhead vs `baseline`."""
+    summaries = {label: [run_summary(rows) for rows in by_seed.values()] for label, by_seed in runs.items()}
+    base_step = None
+    if baseline in summaries:
+        base_step = statistics.mean(s["step_s"] for s in summaries[baseline])
+    lines = ["| method | seeds | final pass@1 | best pass@1 | final pass@k | final entropy (nats) | "
+             "entropy kept | wall s | step time vs grpo |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, items in summaries.items():
+        def cell(key, fmt=".3f"):
+            values = [s[key] for s in items]
+            mean = statistics.mean(values)
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{mean:{fmt}} ± {spread:{fmt}}" if len(values) > 1 else f"{mean:{fmt}}"
+        overhead = "—" if base_step is None else f"{statistics.mean(s['step_s'] for s in items) / base_step:.2f}×"
+        lines.append(f"| {label} | {len(items)} | {cell('final_pass_at_1')} | {cell('best_pass_at_1')} | "
+                     f"{cell('final_pass_at_k')} | {cell('final_entropy')} | {cell('entropy_kept', '.2f')} | "
+                     f"{cell('wall_s', '.0f')} | {overhead} |")
+    return "\n".join(lines)
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip("_")

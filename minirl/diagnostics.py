@@ -79,3 +79,24 @@ def softmax_entropy_change(z: np.ndarray, dz: np.ndarray) -> tuple[float, float]
     logp = np.log(p)
     predicted = -float((p * (logp - (p * logp).sum()) * (dz - (p * dz).sum())).sum())
     return entropy(softmax(z + dz)) - entropy(p), predicted
+
+
+def entropy_law_r_squared(entropy, reward, a: float, b: float) -> float:
+    """Coefficient of determination of the fitted law R = −a·exp(H) + b on the series:
+    1 − Σ (R − R̂)² / Σ (R − mean R)²  (1 is a perfect fit, 0 no better than the mean)."""
+    H = np.asarray(entropy, dtype=float)
+    R = np.asarray(reward, dtype=float)
+    residual = R - (-a * np.exp(H) + b)
+    return float(1.0 - (residual ** 2).sum() / ((R - R.mean()) ** 2).sum())
+
+
+def covariance_share(cov: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """How few tokens carry the batch covariance. Sort the valid tokens' Cov_t from largest to
+    smallest; return (fraction of tokens taken, their running sum Σ_{top} Cov_t as a share of
+    the total Σ_t Cov_t). The share ends at 1; it rises above 1 on the way when the tokens
+    left at the bottom are negative on balance."""
+    values = cov[mask.bool()].detach().double().sort(descending=True).values.numpy()
+    if values.size == 0 or values.sum() == 0:
+        raise ValueError("need at least one valid token with a non-zero total covariance")
+    fraction = np.arange(1, values.size + 1) / values.size
+    return fraction, np.cumsum(values) / values.sum()

@@ -1,0 +1,174 @@
+"""The course's figures: each function takes rows of metrics.jsonl, arrays or a Rollout and
+returns a titled, labelled matplotlib Figure (entropy in nats). A report saves them with
+`fig.savefig(path)` and then `plt.close(fig)`. Importing `minirl.plots` (as this module does)
+selects matplotlib's file-only Agg backend, so a notebook runs `%matplotlib inline` after its
+imports to show figures again.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import SymLogNorm
+
+from .plots import moving_average, series
+
+RUN_COLOURS = {"pass_at_1": "tab:blue", "pass_at_k": "tab:red"}
+
+
+# ------------------------------------------------------------------ theory (bandit)
+def eta_sweep_figure(sweeps: dict[str, dict]) -> plt.Figure:
+    """|ΔH_exact − ΔH_pred| (∝ η²) and the relative error (∝ η) against η, log-log, one line
+    per update; `sweeps` maps a label to a `minirl.theory.eta_sweep` result."""
+    fig, (ax_abs, ax_rel) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    for label, s in sweeps.items():
+        ax_abs.loglog(s["eta"], s["abs_error"], "o-", label=label)
+        ax_rel.loglog(s["eta"], s["rel_error"], "o-", label=label)
+    eta = next(iter(sweeps.values()))["eta"]
+    low_abs = min(s["abs_error"][0] for s in sweeps.values()) / 10      # guides drawn below the data
+    low_rel = min(s["rel_error"][0] for s in sweeps.values()) / 10
+    ax_abs.loglog(eta, low_abs * (eta / eta[0]) ** 2, "k--", lw=1, label="slope 2 (∝ η²), for reference")
+    ax_rel.loglog(eta, low_rel * eta / eta[0], "k--", lw=1, label="slope 1 (∝ η), for reference")
+    ax_abs.set(title="Error of the first-order prediction", xlabel="step size η",
+               ylabel="|ΔH exact − ΔH predicted| (nats)")
+    ax_rel.set(title="Relative error", xlabel="step size η", ylabel="|error| / |ΔH exact|")
+    for ax in (ax_abs, ax_rel):
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    return fig
+
+
+def sign_map_figure(probs, advs, grid: np.ndarray, n_arms: int) -> plt.Figure:
+    """Exact ΔH (colour, symmetric log scale) when one arm of probability π_0 receives
+    advantage A; the dashed lines are A = 0 and the Lemma's border π_0 = 1/K."""
+    fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
+    limit = np.abs(grid).max()
+    mesh = ax.pcolormesh(probs, advs, grid, cmap="RdBu", shading="auto",
+                         norm=SymLogNorm(linthresh=limit * 1e-3, vmin=-limit, vmax=limit))
+    ticks = [s * limit * 10.0 ** -e for s in (-1, 1) for e in (0, 1, 2)] + [0.0]
+    fig.colorbar(mesh, ax=ax, label="exact ΔH (nats, symmetric log scale)", ticks=sorted(ticks), format="%.0e")
+    ax.axhline(0, color="k", ls="--", lw=1, label="A = 0")
+    ax.axvline(1 / n_arms, color="k", ls=":", lw=1.5, label=rf"$\pi_0 = 1/K$ ($\log\pi_0 = -H$), K = {n_arms}")
+    ax.set_xscale("log")
+    for x, y, text in [(0.03, 0.9, "rare arm, A > 0:\nH rises"), (0.97, 0.9, "likely arm, A > 0:\nH falls"),
+                       (0.03, 0.1, "rare arm, A < 0:\nH falls"), (0.97, 0.1, "likely arm, A < 0:\nH rises")]:
+        ax.text(x, y, text, transform=ax.transAxes, ha="left" if x < 0.5 else "right", va="center",
+                fontsize=9, bbox=dict(facecolor="white", alpha=0.8, lw=0))
+    ax.set(title="Sign of the entropy change: red = H falls, blue = H rises",
+           xlabel=r"probability $\pi_0$ of the pushed arm (log scale)", ylabel="advantage A of that arm")
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
+    return fig
+
+
+# ------------------------------------------------------------------ training runs
+def training_curves(rows: list[dict], smooth: int = 5, k: int = 8, title: str = "GRPO") -> plt.Figure:
+    """Entropy, training reward and eval pass@1 / pass@k (k = `eval_k`) over the steps of one run."""
+    fig, (ax_h, ax_r, ax_p) = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
+    x, y = series(rows, "entropy")
+    ax_h.plot(x, moving_average(y, smooth), label=f"training batch ({smooth}-step mean)")
+    ax_h.plot(*series(rows, "eval_entropy"), "o", ms=4, label="eval samples")
+    ax_h.set(title="Policy entropy", xlabel="training step", ylabel="entropy (nats / token)")
+    x, y = series(rows, "reward")
+    ax_r.plot(x, y, alpha=0.3, label="per step")
+    ax_r.plot(x, moving_average(y, smooth), label=f"{smooth}-step mean")
+    ax_r.set(title="Training reward", xlabel="training step", ylabel="mean reward (fraction correct)")
+    for key, label in (("pass_at_1", "pass@1"), ("pass_at_k", f"pass@{k}")):
+        ax_p.plot(*series(rows, key), "o-", ms=4, color=RUN_COLOURS[key], label=label)
+    ax_p.set(title="Eval pass@1 and pass@k", xlabel="training step", ylabel="fraction of eval prompts solved")
+    for ax in (ax_h, ax_r, ax_p):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    return fig
+
+
+def covariance_figure(rows: list[dict], smooth: int = 5) -> tuple[plt.Figure, float]:
+    """The batch covariance over training, the realised entropy change on the step's own
+    tokens, and the one against the other. Returns the figure and their Pearson correlation."""
+    fig, (ax_c, ax_d, ax_s) = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
+    x, cov = series(rows, "cov_mean")
+    xd, dH = series(rows, "batch_entropy_change")
+    ax_c.plot(x, cov, alpha=0.3, label="per step")
+    ax_c.plot(x, moving_average(cov, smooth), label=f"{smooth}-step mean")
+    ax_c.axhline(0, color="k", lw=0.8)
+    ax_c.set(title="Batch covariance Cov(log π, A)", xlabel="training step", ylabel="cov_mean (nats)")
+    ax_d.plot(xd, dH, alpha=0.3, label="per step")
+    ax_d.plot(xd, moving_average(dH, smooth), label=f"{smooth}-step mean")
+    ax_d.axhline(0, color="k", lw=0.8)
+    ax_d.set(title="Realised entropy change of the step", xlabel="training step",
+             ylabel="batch_entropy_change (nats / token)")
+    by_step = dict(zip(xd, dH))
+    c = np.array([v for s, v in zip(x, cov) if s in by_step])
+    d = np.array([by_step[s] for s in x if s in by_step])
+    r = float(np.corrcoef(c, d)[0, 1])
+    slope, intercept = np.polyfit(c, d, 1)
+    ax_s.scatter(c, d, s=12, alpha=0.6, label="one training step")
+    line = np.linspace(c.min(), c.max(), 2)
+    ax_s.plot(line, slope * line + intercept, "k--", label=f"least squares, slope {slope:.3f}")
+    ax_s.axhline(0, color="k", lw=0.8)
+    ax_s.set(title=f"Predicted vs realised: Pearson r = {r:.2f}", xlabel="cov_mean (nats)",
+             ylabel="batch_entropy_change (nats / token)")
+    for ax in (ax_c, ax_d, ax_s):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return fig, r
+
+
+def entropy_law_figure(entropy, performance, a: float, b: float, r2: float, reached: float, n_fit: int,
+                       ylabel: str = "eval pass@1") -> plt.Figure:
+    """The measured (H, R) points, the law R = −a·exp(H) + b fitted on the first `n_fit` of
+    them and drawn down to H = 0, and its ceiling R_max = −a + b next to what the run reached."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    H, R = np.asarray(entropy, dtype=float), np.asarray(performance, dtype=float)
+    ax.scatter(H[:n_fit], R[:n_fit], color="tab:blue", label=f"first {n_fit} evaluations (fitted)")
+    ax.scatter(H[n_fit:], R[n_fit:], facecolors="none", edgecolors="tab:blue", label="later evaluations (not fitted)")
+    grid = np.linspace(0, H.max() * 1.05, 100)
+    ax.plot(grid, -a * np.exp(grid) + b, "k-", label=f"fit R = −{a:.3f}·exp(H) + {b:.3f}  (R² = {r2:.2f})")
+    ax.axhline(b - a, color="tab:red", ls="--", label=f"predicted ceiling −a + b = {b - a:.3f}")
+    ax.axhline(reached, color="tab:green", ls=":", label=f"reached at the last step = {reached:.3f}")
+    ax.set(title="Entropy-performance law R = −a·exp(H) + b", xlabel="entropy H (nats / token)",
+           ylabel=ylabel, xlim=(0, None))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+# ------------------------------------------------------------------ tokens
+def token_entropy_heatmap(rollouts: dict, tokenizer, rows: int = 8) -> plt.Figure:
+    """Per-token entropy (nats) of the first `rows` completions of each Rollout in `rollouts`
+    (label → Rollout), with each sampled character written in its cell."""
+    fig, axes = plt.subplots(1, len(rollouts), figsize=(5.5 * len(rollouts), 0.45 * rows + 1.6),
+                             layout="constrained", squeeze=False)
+    vmax = max(float(r.entropy[:rows].max()) for r in rollouts.values())
+    for ax, (label, rollout) in zip(axes[0], rollouts.items()):
+        H = (rollout.entropy[:rows] * rollout.response_mask[:rows]).numpy()            # (rows, T)
+        shown = np.ma.masked_where(rollout.response_mask[:rows].numpy() == 0, H)
+        image = ax.imshow(shown, cmap="magma_r", vmin=0, vmax=vmax, aspect="auto")
+        for i in range(H.shape[0]):
+            for t, token in enumerate(rollout.response_ids[i].tolist()):
+                if rollout.response_mask[i, t]:
+                    text = "⏎" if token == tokenizer.eos_token_id else tokenizer.convert_ids_to_tokens(token)
+                    ax.text(t, i, text, ha="center", va="center", fontsize=10,
+                            color="white" if H[i, t] > 0.6 * vmax else "black")
+        prompts = tokenizer.batch_decode(rollout.prompt_ids[:rows], skip_special_tokens=True)
+        ax.set_yticks(range(H.shape[0]), prompts, fontsize=8)
+        ax.set_xticks(range(H.shape[1]), range(1, H.shape[1] + 1))
+        ax.set(title=label, xlabel="response position (⏎ = end of sequence)", ylabel="prompt")
+    fig.colorbar(image, ax=axes[0].tolist(), label="token entropy H (nats)")
+    fig.suptitle("Per-token entropy of sampled completions: the dark cells are the forks")
+    return fig
+
+
+def covariance_share_figure(fraction: np.ndarray, share: np.ndarray, top_fraction: float = 0.002) -> plt.Figure:
+    """Running share of the batch covariance carried by the highest-covariance tokens
+    (from `minirl.diagnostics.covariance_share`)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    ax.plot(fraction * 100, share, label="largest Cov_t first")
+    ax.axhline(1.0, color="k", lw=0.8, label="the whole batch")
+    ax.axvline(top_fraction * 100, color="tab:red", ls="--",
+               label=f"top {top_fraction:.1%} (cov_top; what Clip-Cov/KL-Cov touch)")
+    ax.set_xscale("log")
+    ax.set(title="How few tokens carry the covariance", xlabel="tokens taken, largest Cov_t first (% of batch, log)",
+           ylabel="share of Σ_t Cov_t")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig

@@ -35,6 +35,8 @@ from .tasks import Task, get_task
 
 METRICS_SCHEMA = 1
 TIME_KEYS = ("tokens_per_s", "step_s", "wall_s")
+# what a method's loss may report under these bare names; anything else goes under "<method>/"
+UPDATE_KEYS = ("pg_loss", "clip_frac", "clip_frac_lower", "ppo_kl", "kl_ref", "grad_norm", "batch_entropy_change")
 METRIC_KEYS = ("step", "entropy", "reward", "accuracy", "pass_at_1", "pass_at_k", "eval_entropy",
                "response_len", "pg_loss", "clip_frac", "clip_frac_lower", "ppo_kl", "kl_ref", "grad_norm",
                "cov_mean", "cov_top", "entropy_delta", "batch_entropy_change", "frac_all_equal_groups") + TIME_KEYS
@@ -46,6 +48,8 @@ class Trainer:
         self.config = config
         self.method = get_method(config.method)
         self.method_config = self.method.make_config(config.method_settings)
+        _check(not (self.method.name == "kl_ref" and config.kl_coef > 0),
+               "method 'kl_ref' has its own KL term (--set kl_loss_coef=...); leave kl_coef at 0")
         self.agg_mode = config.loss_agg_mode or self.method.default_agg_mode
         _check(self.agg_mode in AGG_MODES, f"unknown loss_agg_mode {self.agg_mode!r}; choose one of: {', '.join(AGG_MODES)}")
         _check(config.kl_estimator in KL_ESTIMATORS, f"unknown kl_estimator {config.kl_estimator!r}; choose one of: {', '.join(KL_ESTIMATORS)}")
@@ -58,6 +62,10 @@ class Trainer:
             from .warmstart import default_path
             model, tokenizer = load_policy(config.init or default_path(self.task.name, config.profile))
         self.model, self.tokenizer = model, tokenizer
+        if getattr(self.method_config, "loss_scale_factor", 0) is None:
+            # L_const of seq-mean-token-sum-norm: the longest response the task allows, a constant
+            # (mini-batches are trimmed to their longest response, which varies)
+            self.method_config.loss_scale_factor = float(self.task.max_new_tokens)
         needs_ref = config.kl_coef > 0 or "ref_log_prob" in self.method.needs
         self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_ref else None
         self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
@@ -139,6 +147,8 @@ class Trainer:
         c = self.config
         sums: dict[str, float] = {}
         n_updates = 0
+        batch_means = dict(batch_mean_log_prob=masked_mean(rollout.old_log_prob, rollout.response_mask).item(),
+                           batch_mean_advantage=masked_mean(adv_tok, rollout.response_mask).item())
         for _ in range(c.ppo_epochs):
             order = torch.randperm(len(rollout))
             for index in order.chunk(c.num_mini_batches):
@@ -152,7 +162,7 @@ class Trainer:
                     entropy=token_entropy(logits) if "entropy" in self.method.needs else None,
                     logits=logits if "logits" in self.method.needs else None,
                     ref_log_prob=None if ref_log_prob is None else ref_log_prob[index, :T], step=self.step,
-                    state=self.method_state)
+                    state=self.method_state, **batch_means)
                 loss, metrics = self.method.policy_loss(old_log_prob, log_prob, adv, mask, self.agg_mode,
                                                         self.method_config, extra)
                 if c.kl_coef > 0:
@@ -253,8 +263,9 @@ def _step_seed(seed: int, step: int) -> int:
 
 
 def _metric_name(method: str, key: str) -> str:
-    """Standard metrics keep their names; a method's own ones go under its name."""
-    return key if key in METRIC_KEYS else f"{method}/{key}"
+    """Update metrics keep their names; a method's own ones go under its name (so a method can
+    never overwrite a rollout metric such as `entropy`)."""
+    return key if key in UPDATE_KEYS else f"{method}/{key}"
 
 
 def _check(ok: bool, message: str) -> None:

@@ -37,7 +37,8 @@ class PolicyLossConfig:
     clip_ratio_c: float | None = 3.0
     """Dual-clip bound c for negative advantages (verl default 3.0); None turns it off."""
     loss_scale_factor: float | None = None
-    """L_const of `seq-mean-token-sum-norm`; None uses the padded response length."""
+    """L_const of `seq-mean-token-sum-norm`; None: the trainer fills in the task's maximum
+    response length (a direct call with None divides by the padded length T)."""
 
 
 class MethodState:
@@ -61,6 +62,8 @@ class LossExtras:
     entropy: torch.Tensor | None = None        # (B, T) full-vocabulary entropy under π_θ, with gradient
     logits: torch.Tensor | None = None         # (B, T, V) temperature-scaled logits of π_θ
     ref_log_prob: torch.Tensor | None = None   # (B, T) log-probs under the frozen reference
+    batch_mean_log_prob: float | None = None   # mean old log-prob over the whole rollout's valid tokens
+    batch_mean_advantage: float | None = None  # mean advantage over the whole rollout's valid tokens
     step: int = 0                              # the training step, for scheduled methods
     state: MethodState | None = None           # the method's cross-step state, if it has one
 

@@ -160,6 +160,7 @@ class Trainer:
                 log_prob = gather_log_prob(logits, mb.response_ids[:, :T])
                 extra = LossExtras(
                     entropy=token_entropy(logits) if "entropy" in self.method.needs else None,
+                    old_entropy=mb.entropy[:, :T] if "old_entropy" in self.method.needs else None,
                     logits=logits if "logits" in self.method.needs else None,
                     ref_log_prob=None if ref_log_prob is None else ref_log_prob[index, :T], step=self.step,
                     state=self.method_state, **batch_means)

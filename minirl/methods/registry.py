@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-NEEDS = ("entropy", "logits", "ref_log_prob")
+NEEDS = ("entropy", "old_entropy", "logits", "ref_log_prob")
 
 
 @dataclass
@@ -60,6 +60,7 @@ class LossExtras:
     """What a method may ask for besides log-probs. Unrequested fields stay None."""
 
     entropy: torch.Tensor | None = None        # (B, T) full-vocabulary entropy under π_θ, with gradient
+    old_entropy: torch.Tensor | None = None    # (B, T) entropy under π_old, from the rollout (no gradient)
     logits: torch.Tensor | None = None         # (B, T, V) temperature-scaled logits of π_θ
     ref_log_prob: torch.Tensor | None = None   # (B, T) log-probs under the frozen reference
     batch_mean_log_prob: float | None = None   # mean old log-prob over the whole rollout's valid tokens

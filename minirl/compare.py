@@ -73,3 +73,25 @@ def comparison_table(runs: dict[str, dict[int, list[dict]]], baseline: str | Non
 
 def _slug(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip("_")
+
+
+# Settings that suit the tiny policy's scale (a step holds ~800-1500 tokens, not millions); each
+# method file documents its official defaults for real models. Used by notebook 03.
+TINY_SCALE_VARIANTS: dict[str, tuple[str, dict]] = {
+    "grpo": ("grpo", {}),
+    "dr_grpo": ("dr_grpo", {}),
+    "dapo": ("dapo", {}),
+    "entropy_bonus 0.03": ("entropy_bonus", {"entropy_coeff": "0.03"}),
+    "kl_ref 0.05": ("kl_ref", {"kl_loss_coef": "0.05"}),
+    "high_entropy_tokens": ("high_entropy_tokens", {}),
+    "clip_cov 2%": ("clip_cov", {"clip_cov_ratio": "0.02"}),
+    "kl_cov 2% beta 5": ("kl_cov", {"kl_cov_ratio": "0.02", "ppo_kl_coef": "5"}),
+    "steer": ("steer", {}),
+    "siren": ("siren", {}),
+    "lp_reg": ("lp_reg", {}),
+    "ulorl sigma 0.35": ("ulorl", {"sigma": "0.35"}),
+    "llds": ("llds", {}),
+    "tea_rl alpha 0.2": ("tea_rl", {"cov_alpha": "0.2"}),
+    "epo": ("epo", {"entropy_coeff": "0.03", "entropy_smooth_coeff": "10"}),
+    "aepo_agentic_loss": ("aepo_agentic_loss", {}),
+}

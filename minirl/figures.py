@@ -172,3 +172,98 @@ def covariance_share_figure(fraction: np.ndarray, share: np.ndarray, top_fractio
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
+
+
+# ------------------------------------------------------------------ method comparison (notebook 03)
+METRIC_AXES = {
+    "entropy": ("Policy entropy (training batch)", "entropy (nats / token)"),
+    "pass_at_1": ("Eval pass@1", "pass@1 (fraction of eval prompts)"),
+    "pass_at_k": ("Eval pass@k", "pass@k (fraction of eval prompts)"),
+    "reward": ("Training reward", "mean reward (fraction correct)"),
+}
+
+
+def _method_style(index: int, label: str) -> dict:
+    """grpo thick black; the others tab20 colours, cycling line styles so neighbours differ twice."""
+    if label == "grpo":
+        return dict(color="black", lw=2.8, ls="-", zorder=5)
+    return dict(color=plt.get_cmap("tab20")(index % 20), lw=1.4, ls=("-", "--", "-.", ":")[index % 4])
+
+
+def _mean_over_seeds(by_seed: dict[int, list[dict]], key: str, smooth: int):
+    """Steps measured in every seed, and the per-seed values there: (steps, (seeds, steps) array)."""
+    per_seed = []
+    for rows in by_seed.values():
+        x, y = series(rows, key)
+        per_seed.append(dict(zip(x, moving_average(y, smooth) if smooth > 1 else y)))
+    steps = sorted(set.intersection(*(set(d) for d in per_seed))) if per_seed else []
+    return np.array(steps), np.array([[d[s] for s in steps] for d in per_seed], dtype=float)
+
+
+def method_comparison_figure(runs: dict[str, dict[int, list[dict]]],
+                             metrics=("entropy", "pass_at_1", "pass_at_k"), k: int | None = None,
+                             smooth: int = 5) -> plt.Figure:
+    """One panel per metric, one line per method (`runs[label][seed]` = rows, as from
+    `minirl.compare.run_variants`): the mean over seeds, and a min–max band when there are
+    several. Training-batch metrics are smoothed over `smooth` steps; eval metrics are not."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.6), layout="constrained",
+                             squeeze=False)
+    n_seeds = max(len(by_seed) for by_seed in runs.values())
+    for ax, key in zip(axes[0], metrics):
+        title, ylabel = METRIC_AXES.get(key, (key, key))
+        is_eval = key.startswith("pass_at")
+        if key == "pass_at_k" and k is not None:
+            title, ylabel = title.replace("pass@k", f"pass@{k}"), ylabel.replace("pass@k", f"pass@{k}")
+        if not is_eval and smooth > 1:
+            title += f" ({smooth}-step mean)"
+        for i, (label, by_seed) in enumerate(runs.items()):
+            x, values = _mean_over_seeds(by_seed, key, 1 if is_eval else smooth)
+            if len(x) == 0:
+                continue
+            style = _method_style(i, label)
+            ax.plot(x, values.mean(axis=0), label=label, marker="o" if is_eval else None, ms=3, **style)
+            if len(values) > 1:
+                ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=style["color"],
+                                alpha=0.15 if label == "grpo" else 0.05, lw=0)          # 16 bands overlap
+        ax.set(title=title, xlabel="training step", ylabel=ylabel)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(8, len(labels)), fontsize=8)
+    band = f"mean over {n_seeds} seeds, band = min–max" if n_seeds > 1 else "one seed"
+    fig.suptitle(f"Every method on the same task, seeds and budget ({band})")
+    return fig
+
+
+def entropy_vs_pass_at_k_figure(runs: dict[str, dict[int, list[dict]]], k: int | None = None,
+                                baseline: str = "grpo") -> plt.Figure:
+    """Each method's entropy kept (mean of the last 5 batch entropies / mean of the first 5)
+    against its final eval pass@k, means over seeds with min–max bars when there are several;
+    dashed lines mark `baseline`. Does keeping entropy buy pass@k?"""
+    from .compare import run_summary
+
+    fig, ax = plt.subplots(figsize=(8.5, 6), layout="constrained")
+    points = {}
+    for i, (label, by_seed) in enumerate(runs.items()):
+        summaries = [run_summary(rows) for rows in by_seed.values()]
+        xs = np.array([s["entropy_kept"] for s in summaries])
+        ys = np.array([s["final_pass_at_k"] for s in summaries])
+        style = _method_style(i, label)
+        x, y = xs.mean(), ys.mean()
+        err = dict(xerr=[[x - xs.min()], [xs.max() - x]], yerr=[[y - ys.min()], [ys.max() - y]]) if len(xs) > 1 else {}
+        ax.errorbar(x, y, fmt="s" if label == baseline else "o", ms=9 if label == baseline else 7,
+                    color=style["color"], ecolor=style["color"], elinewidth=1, capsize=2, label=label,
+                    zorder=5 if label == baseline else 3, **err)
+        ax.annotate(label, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7, color=style["color"])
+        points[label] = (x, y)
+    if baseline in points:
+        ax.axvline(points[baseline][0], color="k", ls="--", lw=0.8)
+        ax.axhline(points[baseline][1], color="k", ls="--", lw=0.8, label=f"{baseline} (dashed lines)")
+    pass_k = f"pass@{k}" if k is not None else "pass@k"
+    n_seeds = max(len(by_seed) for by_seed in runs.values())
+    bars = f"mean over {n_seeds} seeds, bars = min–max" if n_seeds > 1 else "one seed"
+    ax.set(title=f"Does keeping entropy buy {pass_k}? ({bars})",
+           xlabel="entropy kept (last-5-step / first-5-step batch entropy, ratio)",
+           ylabel=f"final eval {pass_k} (fraction of eval prompts)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncols=2, loc="best")
+    return fig

@@ -15,18 +15,22 @@ def token_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(dim=-1)
 
 
-def centred_covariance(logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def centred_covariance(logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
+                       means: tuple[float, float] | None = None) -> torch.Tensor:
     """Per-token covariance term used by Clip-Cov / KL-Cov (card 1):
 
         Cov_t = (logp_t − mean logp) · (A_t − mean A)      means over the valid tokens
 
+    `means` = (mean logp, mean A) taken over a larger batch than the rows given (the whole
+    rollout, when a loss sees one mini-batch of it); by default the means of these rows.
     Returns a (B, T) tensor, 0 on padding. Its mean over valid tokens is the batch covariance
     that, by the entropy law, predicts −ΔH (up to the step size).
     """
     mask = mask.bool()
     n = mask.sum().clamp(min=1)
-    mean_logp = (logp * mask).sum() / n
-    mean_adv = (adv * mask).sum() / n
+    if means is None:
+        means = ((logp * mask).sum() / n, (adv * mask).sum() / n)
+    mean_logp, mean_adv = means
     cov = (logp - mean_logp) * (adv - mean_adv)
     return torch.where(mask, cov, torch.zeros_like(cov))
 

@@ -78,3 +78,9 @@ def test_rewarding_the_likely_arm_lowers_entropy():
     exact_up, _ = softmax_entropy_change(z, 0.1 * np.array([1.0, 0.0, 0.0]))   # likely arm, A > 0
     exact_rare, _ = softmax_entropy_change(z, 0.1 * np.array([0.0, 0.0, 1.0]))  # rare arm, A > 0
     assert exact_up < 0 < exact_rare
+
+
+def test_centred_covariance_with_outside_means():
+    # a mini-batch centred on the whole rollout's means (mean logp −1, mean A 0): (−2+1)(2−0) = −2
+    logp, adv, mask = torch.tensor([[-2.0, -1.0]]), torch.tensor([[2.0, 3.0]]), torch.ones(1, 2)
+    assert centred_covariance(logp, adv, mask, means=(-1.0, 0.0)).tolist() == [[-2.0, 0.0]]

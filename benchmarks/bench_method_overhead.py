@@ -1,0 +1,78 @@
+"""Per-step cost of every loss-level method relative to `grpo`, on the same batch, in one process.
+
+One rollout is sampled once (smoke- or cpu-size policy, seed 0). Then, for each method, a fresh
+copy of the policy runs the trainer's update on exactly that batch (the method's forward,
+loss, backward and AdamW steps over `num_mini_batches` mini-batches). Methods are timed in
+interleaved rounds, so that a change in machine load hits all of them alike; the figure is the
+median over rounds of (method's update time / grpo's update time in the same round).
+
+    python benchmarks/bench_method_overhead.py --profile cpu --rounds 7
+
+The goal for loss-level methods is at most 1.10×. Methods that change what is sampled (DAPO's
+dynamic sampling, for example) cost extra *rollouts*, which this update-only figure leaves out.
+Not a test: it prints a table and asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import time
+
+import torch
+
+from minirl.config import make_config
+from minirl.core import group_advantages
+from minirl.methods import METHODS
+from minirl.trainer import Trainer
+
+
+def time_update(trainer: Trainer, rollout, adv_tok, ref_log_prob) -> float:
+    start = time.perf_counter()
+    trainer._update(rollout, adv_tok, ref_log_prob)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu"])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+
+    base = Trainer(make_config(args.profile, eval_every=10**9))
+    torch.manual_seed(0)
+    base.model.eval()
+    rollout, rewards, _ = base._collect()
+    adv, _ = group_advantages(rewards, base.config.group_size)
+    adv_tok = adv[:, None] * rollout.response_mask
+    trainers = {}
+    for name, method in METHODS.items():
+        config = make_config(args.profile, method=name, eval_every=10**9, dynamic_sampling=False)
+        trainers[name] = Trainer(config, model=copy.deepcopy(base.model), tokenizer=base.tokenizer)
+    ref = {name: (t._ref_log_prob(rollout) if t.ref_model is not None else None) for name, t in trainers.items()}
+
+    ratios = {name: [] for name in trainers}
+    seconds = {name: [] for name in trainers}
+    for _ in range(args.rounds + 1):                      # the first round warms up and is dropped
+        times = {}
+        for name, trainer in trainers.items():
+            trainer.model.load_state_dict(base.model.state_dict())  # every method starts from the same policy
+            torch.manual_seed(1)
+            times[name] = time_update(trainer, rollout, adv_tok, ref[name])
+        for name in trainers:
+            ratios[name].append(times[name] / times["grpo"])
+            seconds[name].append(times[name])
+    print(f"{args.profile} profile, {len(rollout)} sequences, {int(rollout.response_mask.sum())} response tokens, "
+          f"{base.config.num_mini_batches} mini-batch updates; {args.rounds} rounds; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print("| method | update s (median) | vs grpo (median ratio) | needs |")
+    print("|---|---|---|---|")
+    for name in trainers:
+        r = statistics.median(ratios[name][1:])
+        s = statistics.median(seconds[name][1:])
+        print(f"| {name} | {s:.3f} | {r:.2f}× | {', '.join(METHODS[name].needs) or '—'} |")
+
+
+if __name__ == "__main__":
+    main()

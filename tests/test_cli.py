@@ -32,7 +32,8 @@ def test_entry_point_exits_2_without_traceback():
     done = subprocess.run([sys.executable, "-m", "minirl", "train", "--method", "nope", "--out", "x"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip() == "minirl: error: unknown method 'nope'; choose one of: grpo"
+    from minirl.methods import METHODS
+    assert done.stderr.strip() == f"minirl: error: unknown method 'nope'; choose one of: {', '.join(METHODS)}"
 
 
 def test_methods_lists_the_registry(capsys):

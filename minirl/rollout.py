@@ -69,8 +69,10 @@ def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperatur
     prefixes = prefix_ids or [[] for _ in rows]
     if len(prefixes) != len(rows):
         raise ValueError(f"got {len(prefixes)} prefixes for {len(rows)} rows")
-    inputs = tokenizer.pad({"input_ids": [tokenizer(r, add_special_tokens=False)["input_ids"] + list(p)
-                                          for r, p in zip(rows, prefixes)]}, return_tensors="pt")
+    inputs = prompt
+    if prefix_ids is not None:                                   # prompt + given start of the response
+        inputs = tokenizer.pad({"input_ids": [tokenizer(r, add_special_tokens=False)["input_ids"] + list(p)
+                                              for r, p in zip(rows, prefixes)]}, return_tensors="pt")
     greedy = temperature == 0
     out = model.generate(
         input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],

@@ -7,14 +7,15 @@ shipped warm start for each), the same char tokenizer, the same countdown reward
 same sizes (profile `cpu`: 32 prompts x 8 samples = 256 completions, 4 updates of 64,
 8 new tokens at most, temperature 1, top-p 1, no top-k, lr 2e-4, no KL term, fp32, CPU).
 
-  minirl: wall time of each `Trainer.train_step()` (evaluation switched off).
-  TRL:    a callback stamps time.perf_counter() after every `steps_per_generation`-th
-          optimizer step; the gap between two stamps is one generation cycle, which is
-          the same work as one minirl step (TRL's global_step counts optimizer updates).
-
-The first `--warmup` steps of each side are dropped. Rollout tokens/s = generated response
-tokens (EOS included) per second of the whole step. The sides run one after the other in
-this process, minirl first; the machine should otherwise be idle (load average is printed).
+How it is timed: TRL's `trainer.train()` runs, and a callback stamps time.perf_counter()
+after every `steps_per_generation`-th optimizer step (TRL's global_step counts optimizer
+updates, so 4 of them are one generation cycle = one minirl step). Right after each such
+cycle the callback runs and times one `minirl.Trainer.train_step()` (evaluation off). So
+the two alternate step by step and share whatever else the machine is doing; the medians
+are the numbers to quote, and the run reports how many cores other processes kept busy
+(timings are only comparable between runs on a quiet machine). The first `--warmup` steps
+of each side are dropped. Rollout tokens/s = generated response tokens (EOS included) per
+second of the whole step. Not a test: it asserts no timings.
 
     python benchmarks/bench_grpo_step.py                     # profile cpu, 3 warm-up + 15 steps
     python benchmarks/bench_grpo_step.py --profile smoke --steps 5 --warmup 1
@@ -33,6 +34,7 @@ import warnings
 
 import torch
 import transformers
+from transformers import TrainerCallback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from anywhere
 from minirl.config import make_config
@@ -42,84 +44,91 @@ from minirl.trainer import Trainer
 from minirl.warmstart import default_path
 
 
-def bench_minirl(profile: str, warmup: int, steps: int) -> dict:
-    # steps and eval_every huge: train_step evaluates when step % eval_every == 0 or step == steps
-    cfg = make_config(profile, steps=10**9, eval_every=10**9)
-    trainer = Trainer(cfg)
-    rows = cfg.prompts_per_step * cfg.group_size
-    times, tokens = [], []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        m = trainer.train_step()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-            tokens.append(m["response_len"] * rows)
-    return summarize(times, tokens)
-
-
-def bench_trl(profile: str, warmup: int, steps: int) -> dict:
+def make_trl_trainer(profile: str, cycles: int, out: str, callback):
+    """TRL's GRPOTrainer on a fresh copy of the warm start, set up like minirl's profile."""
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     cfg = make_config(profile)
     task = get_task(cfg.task)
     model, tokenizer = load_policy(default_path(task.name, profile))
-    rows = cfg.prompts_per_step * cfg.group_size
+    rows, updates = cfg.prompts_per_step * cfg.group_size, cfg.num_mini_batches
     # Plain-text prompts (the char tokenizer has no chat template); `index` finds the Example.
     dataset = Dataset.from_dict({"prompt": [e.prompt for e in task.train], "index": list(range(len(task.train)))})
 
-    generated = []  # (completions, response tokens) of every generation batch TRL scores
-
     def countdown_reward(prompts, completions, completion_ids, index, **_):
-        generated.append((len(completions), sum(len(ids) for ids in completion_ids)))
+        callback.generated.append((len(completions), sum(len(ids) for ids in completion_ids)))  # EOS included
         return [task.reward(text, task.train[i]) for text, i in zip(completions, index)]
 
-    class CycleTimer(TrainerCallback):
-        """Stamps the time at the start and after every `steps_per_generation` optimizer steps."""
+    args = GRPOConfig(
+        output_dir=out, use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False,
+        report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True, seed=cfg.seed,
+        learning_rate=cfg.lr, lr_scheduler_type="constant", weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm, optim="adamw_torch",    # minirl: plain torch.optim.AdamW
+        per_device_train_batch_size=rows // updates, gradient_accumulation_steps=1,
+        steps_per_generation=updates, num_generations=cfg.group_size, num_iterations=1,
+        max_completion_length=task.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+        top_k=0, beta=0.0, use_vllm=False, max_steps=updates * cycles,
+    )
+    trainer = GRPOTrainer(model=model, reward_funcs=countdown_reward, args=args, train_dataset=dataset,
+                          processing_class=tokenizer, callbacks=[callback])
+    a = trainer.args
+    settings = (a.generation_batch_size, a.steps_per_generation, a.num_iterations, a.gradient_accumulation_steps)
+    if settings != (rows, updates, 1, 1) or trainer.ref_model is not None:
+        raise RuntimeError(f"TRL is not set up like minirl: (generation batch, steps/generation, "
+                           f"iterations, grad accumulation) = {settings}, ref model {trainer.ref_model}")
+    return trainer
 
-        def __init__(self, every: int):
-            self.every, self.stamps = every, []
 
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.stamps.append(time.perf_counter())
+class Alternate(TrainerCallback):
+    """Runs inside TRL's loop: after each TRL generation cycle (`every` optimizer steps), one
+    minirl step. Each side is timed on its own, so both see the same background load."""
 
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step % self.every == 0:
-                self.stamps.append(time.perf_counter())
+    def __init__(self, minirl_trainer: Trainer, every: int):
+        self.minirl, self.every = minirl_trainer, every
+        self.trl_s, self.minirl_s, self.minirl_tokens, self.generated = [], [], [], []
 
-    updates = cfg.num_mini_batches
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.every:
+            return
+        self.trl_s.append(time.perf_counter() - self.start)          # one TRL cycle = one GRPO step
+        start = time.perf_counter()
+        m = self.minirl.train_step()
+        self.minirl_s.append(time.perf_counter() - start)
+        c = self.minirl.config
+        self.minirl_tokens.append(m["response_len"] * c.prompts_per_step * c.group_size)
+        self.start = time.perf_counter()
+
+
+def run(profile: str, warmup: int, steps: int) -> tuple[dict, dict]:
+    # steps and eval_every huge: train_step evaluates when step % eval_every == 0 or step == steps
+    ours = Trainer(make_config(profile, steps=10**9, eval_every=10**9))
+    rows = ours.config.prompts_per_step * ours.config.group_size
+    timer = Alternate(ours, ours.config.num_mini_batches)
     with tempfile.TemporaryDirectory() as out:
-        args = GRPOConfig(
-            output_dir=out, use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False,
-            report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True, seed=cfg.seed,
-            learning_rate=cfg.lr, lr_scheduler_type="constant", weight_decay=cfg.weight_decay,
-            max_grad_norm=cfg.max_grad_norm, optim="adamw_torch",    # minirl: plain torch.optim.AdamW
-            per_device_train_batch_size=rows // updates, gradient_accumulation_steps=1,
-            steps_per_generation=updates, num_generations=cfg.group_size, num_iterations=1,
-            max_completion_length=task.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-            top_k=0, beta=0.0, use_vllm=False, max_steps=updates * (warmup + steps),
-        )
-        timer = CycleTimer(updates)
-        trainer = GRPOTrainer(model=model, reward_funcs=countdown_reward, args=args, train_dataset=dataset,
-                              processing_class=tokenizer, callbacks=[timer])
-        a = trainer.args
-        settings = (a.generation_batch_size, a.steps_per_generation, a.num_iterations, a.gradient_accumulation_steps)
-        if settings != (rows, updates, 1, 1) or trainer.ref_model is not None:
-            raise RuntimeError(f"TRL is not set up like minirl: (generation batch, steps/generation, "
-                               f"iterations, grad accumulation) = {settings}, ref model {trainer.ref_model}")
-        trainer.train()
-
-    if len(generated) != warmup + steps or any(n != rows for n, _ in generated):
-        raise RuntimeError(f"expected {warmup + steps} generation batches of {rows}, got {[n for n, _ in generated]}")
-    times = [b - a for a, b in zip(timer.stamps, timer.stamps[1:])]
-    return summarize(times[warmup:], [t for _, t in generated][warmup:])
+        make_trl_trainer(profile, warmup + steps, out, timer).train()
+    if len(timer.generated) != warmup + steps or any(n != rows for n, _ in timer.generated):
+        raise RuntimeError(f"expected {warmup + steps} TRL generation batches of {rows} completions, "
+                           f"got {[n for n, _ in timer.generated]}")
+    trl_tokens = [t for _, t in timer.generated]
+    return (summarize(timer.minirl_s[warmup:], timer.minirl_tokens[warmup:]),
+            summarize(timer.trl_s[warmup:], trl_tokens[warmup:]))
 
 
 def summarize(times: list[float], tokens: list[float]) -> dict:
     return {"median_s": statistics.median(times), "mean_s": statistics.mean(times),
             "std_s": statistics.stdev(times) if len(times) > 1 else 0.0, "n": len(times),
             "tokens_per_s": sum(tokens) / sum(times), "tokens_per_step": sum(tokens) / len(tokens)}
+
+
+def busy_cpu_s() -> tuple[float, float]:
+    """(CPU seconds all cores have been busy since boot, CPU seconds this process has used)."""
+    ticks = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")      # minus idle and iowait
+    return busy, sum(os.times()[:2])
 
 
 def machine() -> str:
@@ -139,13 +148,14 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     transformers.logging.set_verbosity_error()
 
-    load_before = os.getloadavg()[0]
-    ours = bench_minirl(a.profile, a.warmup, a.steps)
-    trl_ = bench_trl(a.profile, a.warmup, a.steps)
+    (busy0, own0), start = busy_cpu_s(), time.perf_counter()
+    ours, trl_ = run(a.profile, a.warmup, a.steps)
+    (busy1, own1), wall = busy_cpu_s(), time.perf_counter() - start
     cfg = make_config(a.profile)
     print(f"\n- date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
     print(f"- machine: {machine()}")
-    print(f"- load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
+    print(f"- other processes used {((busy1 - busy0) - (own1 - own0)) / wall:.2f} of the "
+          f"{os.cpu_count()} cores on average during the {wall:.0f} s run (0 = quiet machine)")
     print(f"- command: `python benchmarks/bench_grpo_step.py --profile {a.profile} --steps {a.steps} --warmup {a.warmup}`")
     print(f"- config: profile {a.profile}, {cfg.prompts_per_step} prompts x {cfg.group_size} samples, "
           f"{cfg.num_mini_batches} updates per step, lr {cfg.lr}, {a.warmup} warm-up + {a.steps} measured steps\n")

@@ -88,6 +88,17 @@ def ppo_clip_token_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.T
     return loss, is_clipped, dual
 
 
+def ppo_metrics(pg_loss: torch.Tensor, log_prob: torch.Tensor, old_log_prob: torch.Tensor,
+                is_clipped: torch.Tensor, dual: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """The update metrics every PPO-clip loss reports (their meaning: docs/metrics.md)."""
+    return {
+        "pg_loss": pg_loss.item(),
+        "clip_frac": masked_mean(is_clipped.float(), mask).item(),
+        "clip_frac_lower": masked_mean(dual.float(), mask).item(),
+        "ppo_kl": masked_mean(old_log_prob - log_prob, mask).item(),
+    }
+
+
 KL_ESTIMATORS = ("k1", "k2", "k3")
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, masked_mean
+from ..core import aggregate_loss, masked_mean, ppo_metrics
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -99,10 +99,7 @@ def aepo_agentic_loss(old_log_prob, log_prob, advantages, response_mask, loss_ag
     mask = response_mask.bool()
     kept = above & (A_hat > 0) if config.enable_entropy_balanced_clipping else torch.zeros_like(above)
     metrics = {
-        "pg_loss": loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "high_clip_grad_frac": masked_mean(kept.float(), response_mask).item(),
         "adv_scale_min": scale[mask].min().item() if mask.any() else 1.0,
         "adv_scale_max": scale[mask].max().item() if mask.any() else 1.0,

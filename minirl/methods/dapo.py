@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss, ppo_metrics
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -59,10 +59,7 @@ def dapo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="
     loss = aggregate_loss(ell, response_mask, loss_agg_mode, config.loss_scale_factor)
     ratio = (log_prob - old_log_prob).exp().detach()                             # r (B, T)
     metrics = {
-        "pg_loss": loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "clip_frac_high": masked_mean(((advantages > 0) & (ratio > 1 + eps_high)).float(), response_mask).item(),
         "clip_frac_low": masked_mean(((advantages < 0) & (ratio < 1 - eps_low)).float(), response_mask).item(),
     }

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, ppo_clip_token_loss, ppo_metrics
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -55,10 +55,7 @@ def dr_grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mod
     L_max = config.loss_scale_factor or response_mask.shape[1]
     loss = aggregate_loss(ell, response_mask, loss_agg_mode, L_max, divide_by_seqs=config.divide_by_seqs)
     metrics = {
-        "pg_loss": loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "L_max": float(L_max),
     }
     return loss, metrics

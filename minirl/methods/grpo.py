@@ -8,7 +8,7 @@ The baseline every intervention is compared against. Its entropy collapses.
 """
 from __future__ import annotations
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, ppo_clip_token_loss, ppo_metrics
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -21,10 +21,4 @@ def grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="
         log_prob, old_log_prob, advantages,
         eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
     loss = aggregate_loss(loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
-    metrics = {
-        "pg_loss": loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
-    }
-    return loss, metrics
+    return loss, ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask)

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss, ppo_metrics
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -100,10 +100,7 @@ def high_entropy_tokens_loss(old_log_prob, log_prob, advantages, response_mask, 
     else:
         loss = aggregate_loss(ell * I, M, loss_agg_mode, config.loss_scale_factor)
     metrics = {
-        "pg_loss": loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "threshold": tau,
         "frac_kept": (I.sum() / M.sum().clamp(min=1)).item(),
         "entropy_kept": masked_mean(H.detach(), I).item(),

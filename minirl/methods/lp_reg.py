@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, kl_penalty, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, kl_penalty, masked_mean, ppo_clip_token_loss, ppo_metrics
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -124,10 +124,7 @@ def lp_reg_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode
     loss_mat = torch.where(S_star, -advantages * r + config.ppo_kl_coef * kl, loss_mat)
     loss = aggregate_loss(loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
     metrics = {
-        "pg_loss": loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "n_selected": float(S.sum().item()),
         "n_regularised": float(S_star.sum().item()),
         "kl_proxy": (kl.detach()[S_star].mean().item() if S_star.any() else 0.0),

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss, ppo_metrics
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -113,10 +113,7 @@ def steer_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode=
     clip_low = ((advantages < 0) & (r < 1 - config.clip_ratio_low)).float()        # official clip_low_count
     lam_valid = lam[valid] if valid.any() else torch.zeros(1)
     metrics = {
-        "pg_loss": loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "weight_min": lam_valid.min().item(),
         "weight_max": lam_valid.max().item(),
         "weight_mean": lam_valid.mean().item(),

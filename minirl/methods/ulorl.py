@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss, ppo_metrics
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -89,10 +89,7 @@ def ulorl_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode=
     n_seqs = (response_mask.sum(dim=1) > 0).float()
     low_per_seq = (H_bar < config.sigma).float().expand_as(n_seqs)
     metrics = {
-        "pg_loss": loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "mask_frac": masked_mean(I_msk.float(), response_mask).item(),
         "mpt_frac": masked_mean(mpt.float(), response_mask).item(),
         "low_entropy_frac": masked_mean(low_per_seq, n_seqs).item(),

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss, ppo_metrics
 from ..diagnostics import centred_covariance
 from .registry import LossExtras, PolicyLossConfig, register_method
 
@@ -109,10 +109,7 @@ def clip_cov_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mo
     loss_mat = loss_mat.masked_fill(I_clip, 0.0)                                 # no loss, no gradient
     loss = aggregate_loss(loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
     metrics = {
-        "pg_loss": loss.item(),
-        "clip_frac": masked_mean(I_clip.float(), response_mask).item(),        # |I_clip| / N
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(loss, log_prob, old_log_prob, I_clip, dual, response_mask),  # clip_frac = |I_clip| / N
         "n_detached": float(I_clip.sum().item()),
         "n_candidates": float(C.sum().item()),
         "ppo_clip_frac": masked_mean(is_clipped.float(), response_mask).item(),

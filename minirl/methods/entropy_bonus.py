@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, ppo_clip_token_loss, ppo_metrics
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -54,10 +54,7 @@ def entropy_bonus_loss(old_log_prob, log_prob, advantages, response_mask, loss_a
     c = config.entropy_coeff
     loss = pg_loss - c * H_agg
     metrics = {
-        "pg_loss": pg_loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(pg_loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "entropy_term": H_agg.item(),
         "bonus": c * H_agg.item(),
     }

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss, ppo_metrics
 from .registry import LossExtras, MethodState, PolicyLossConfig, register_method
 
 SMOOTH_FORMS = ("hinge", "squared_hinge", "released")
@@ -145,10 +145,7 @@ def epo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="t
     loss = pg_loss - config.entropy_coeff * (entropy_bonus - config.entropy_smooth_coeff * smooth)
 
     metrics = {
-        "pg_loss": pg_loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(pg_loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "phase_weight": w,
         "smooth_penalty": smooth.item(),
         "entropy_bonus": entropy_bonus.item(),

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core import aggregate_loss, kl_penalty, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, kl_penalty, masked_mean, ppo_clip_token_loss, ppo_metrics
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -74,10 +74,7 @@ def kl_ref_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode
         k = k * (log_prob - old_log_prob).exp()                                   # r·k
     kl_loss = config.kl_loss_coef * aggregate_loss(k, response_mask, loss_agg_mode, config.loss_scale_factor)
     metrics = {
-        "pg_loss": pg_loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(pg_loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "kl_ref": masked_mean(k, response_mask).item(),
         "kl_loss": kl_loss.item(),
     }

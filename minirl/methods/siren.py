@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss, ppo_metrics
 from .registry import LossExtras, MethodState, PolicyLossConfig, register_method
 
 
@@ -129,10 +129,7 @@ def siren_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode=
     reg = config.entropy_coeff * (H_hat - state.anchor) ** 2
     loss = pg_loss + reg
     metrics = {
-        "pg_loss": pg_loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(pg_loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "entropy_loss": H_hat.item(),
         "entropy_anchor": state.anchor,
         "reg": reg.item(),

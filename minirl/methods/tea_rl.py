@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss
+from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss, ppo_metrics
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -83,10 +83,7 @@ def tea_rl_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode
     loss = pg_loss - bonus
 
     metrics = {
-        "pg_loss": pg_loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
+        **ppo_metrics(pg_loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "entropy_loss_cov": aggregate_loss(w.detach(), response_mask, loss_agg_mode,
                                            config.loss_scale_factor).item(),
         "entropy_bonus": bonus.item(),

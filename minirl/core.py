@@ -78,14 +78,20 @@ def ppo_clip_token_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.T
     clipped = -adv * torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)
     loss = torch.maximum(unclipped, clipped)
     is_clipped = clipped > unclipped
-    dual = torch.zeros_like(is_clipped)
-    if clip_ratio_c is not None:
-        if clip_ratio_c <= 1.0:
-            raise ValueError(f"clip_ratio_c must be > 1 (got {clip_ratio_c})")
-        bound = -adv * clip_ratio_c
-        dual = (adv < 0) & (loss > bound)
-        loss = torch.where(dual, bound, loss)
+    loss, dual = dual_clip(loss, adv, clip_ratio_c)
     return loss, is_clipped, dual
+
+
+def dual_clip(loss: torch.Tensor, adv: torch.Tensor, clip_ratio_c: float | None):
+    """Dual-clip (Ye et al. 2020): where A < 0, cap the per-token loss at −A·c. Returns the
+    capped loss and where the cap is active; c = None leaves the loss as it is."""
+    if clip_ratio_c is None:
+        return loss, torch.zeros_like(loss, dtype=torch.bool)
+    if clip_ratio_c <= 1.0:
+        raise ValueError(f"clip_ratio_c must be > 1 (got {clip_ratio_c})")
+    bound = -adv * clip_ratio_c
+    dual = (adv < 0) & (loss > bound)
+    return torch.where(dual, bound, loss), dual
 
 
 def ppo_metrics(pg_loss: torch.Tensor, log_prob: torch.Tensor, old_log_prob: torch.Tensor,

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, masked_mean, ppo_metrics
+from ..core import aggregate_loss, dual_clip, masked_mean, ppo_metrics
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -88,12 +88,7 @@ def aepo_agentic_loss(old_log_prob, log_prob, advantages, response_mask, loss_ag
     unclipped, clipped = -A_hat * r, -A_hat * r_clip
     ell = torch.maximum(unclipped, clipped)
     is_clipped = clipped > unclipped
-    dual = torch.zeros_like(is_clipped)
-    if c is not None:
-        if c <= 1.0:
-            raise ValueError(f"clip_ratio_c must be > 1 (got {c})")
-        dual = (A_hat < 0) & (ell > -A_hat * c)
-        ell = torch.where(dual, -A_hat * c, ell)
+    ell, dual = dual_clip(ell, A_hat, c)
     loss = aggregate_loss(ell, response_mask, loss_agg_mode, config.loss_scale_factor)
 
     mask = response_mask.bool()

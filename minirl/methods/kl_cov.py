@@ -82,9 +82,8 @@ def kl_cov_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode
     M = response_mask.bool()
     I_KL = torch.zeros_like(M)                                                  # (B, T)
     chunk = config.micro_batch_size or len(M)
-    rollout_means = None                       # centre on the whole rollout's means, when known
-    if config.micro_batch_size is None and extra is not None and extra.batch_mean_log_prob is not None:
-        rollout_means = (extra.batch_mean_log_prob, extra.batch_mean_advantage)
+    # centre on the whole rollout's means when known, unless asked for per-chunk centring
+    rollout_means = extra.rollout_means() if extra is not None and config.micro_batch_size is None else None
     for rows in torch.arange(len(M)).split(chunk):                              # one chunk by default
         cov = centred_covariance(log_prob[rows].detach(), advantages[rows], M[rows], rollout_means)
         I_KL[rows] = kl_cov_selection(cov, M[rows], config.kl_cov_ratio)

@@ -68,6 +68,12 @@ class LossExtras:
     step: int = 0                              # the training step, for scheduled methods
     state: MethodState | None = None           # the method's cross-step state, if it has one
 
+    def rollout_means(self) -> tuple[float, float] | None:
+        """(mean old logp, mean A) over the whole rollout, when the trainer gave them."""
+        if self.batch_mean_log_prob is None:
+            return None
+        return self.batch_mean_log_prob, self.batch_mean_advantage
+
 
 @dataclass
 class Method:

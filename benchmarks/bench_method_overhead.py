@@ -9,8 +9,10 @@ median over rounds of (method's update time / grpo's update time in the same rou
     python benchmarks/bench_method_overhead.py --profile cpu --rounds 7
 
 The goal for loss-level methods is at most 1.10×. Methods that change what is sampled (DAPO's
-dynamic sampling, for example) cost extra *rollouts*, which this update-only figure leaves out.
-Not a test: it prints a table and asserts nothing.
+dynamic sampling, AEPO's temperature samples) cost extra *rollouts*, which this update-only
+figure leaves out; for them a second table times whole training steps (rollout, the method's
+batch step, update) against grpo's whole step, also interleaved, every round from the same
+policy and step. Not a test: it prints tables and asserts nothing.
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def main() -> None:
     base = Trainer(make_config(args.profile, eval_every=10**9))
     torch.manual_seed(0)
     base.model.eval()
-    rollout, rewards, _ = base._collect()
+    rollout, rewards, *_ = base._collect()
     adv, _ = group_advantages(rewards, base.config.group_size)
     adv_tok = adv[:, None] * rollout.response_mask
     trainers = {}
@@ -72,6 +74,45 @@ def main() -> None:
         r = statistics.median(ratios[name][1:])
         s = statistics.median(seconds[name][1:])
         print(f"| {name} | {s:.3f} | {r:.2f}× | {', '.join(METHODS[name].needs) or '—'} |")
+    whole_steps(args)
+
+
+# Methods whose cost is in sampling: (label, method, method settings, TrainConfig overrides)
+SAMPLING_VARIANTS = [
+    ("grpo", "grpo", {}, {}),
+    ("dapo (dynamic sampling)", "dapo", {}, {}),
+    ("aepo (official: a quarter of the prompts)", "aepo", {}, {}),
+    ("aepo (notebook 03: every prompt)", "aepo", {"prompt_fraction": "1"}, {}),
+]
+
+
+def whole_steps(args) -> None:
+    """Median over rounds of (variant's whole train_step / grpo's), each round from step 0 and
+    the same starting policy, so every variant sees the same prompts and random stream."""
+    trainers = {label: Trainer(make_config(args.profile, method=method, eval_every=10**9,
+                                           method_settings=settings, **overrides))
+                for label, method, settings, overrides in SAMPLING_VARIANTS}
+    start_state = copy.deepcopy(trainers["grpo"].model.state_dict())
+    ratios = {label: [] for label in trainers}
+    seconds = {label: [] for label in trainers}
+    for _ in range(args.rounds + 1):
+        times = {}
+        for label, trainer in trainers.items():
+            trainer.model.load_state_dict(start_state)
+            trainer.step, trainer.prev_entropy = 0, None
+            if trainer.method_state is not None:
+                trainer.method_state = trainer.method.state_cls()
+            begin = time.perf_counter()
+            trainer.train_step()
+            times[label] = time.perf_counter() - begin
+        for label in trainers:
+            ratios[label].append(times[label] / times["grpo"])
+            seconds[label].append(times[label])
+    print()
+    print("| variant (whole step: rollout + batch step + update) | step s (median) | vs grpo (median ratio) |")
+    print("|---|---|---|")
+    for label in trainers:
+        print(f"| {label} | {statistics.median(seconds[label][1:]):.3f} | {statistics.median(ratios[label][1:]):.2f}× |")
 
 
 if __name__ == "__main__":

@@ -94,4 +94,5 @@ TINY_SCALE_VARIANTS: dict[str, tuple[str, dict]] = {
     "tea_rl alpha 0.2": ("tea_rl", {"cov_alpha": "0.2"}),
     "epo": ("epo", {"entropy_coeff": "0.03", "entropy_smooth_coeff": "10"}),
     "aepo_agentic_loss": ("aepo_agentic_loss", {}),
+    "aepo target 0.35": ("aepo", {"entropy_base": "0.35", "prompt_fraction": "1"}),
 }

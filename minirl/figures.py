@@ -267,3 +267,23 @@ def entropy_vs_pass_at_k_figure(runs: dict[str, dict[int, list[dict]]], k: int |
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncols=2, loc="best")
     return fig
+
+
+def aepo_controller_figure(rows: list[dict], target: float, label: str = "aepo") -> plt.Figure:
+    """Arbitrary-entropy AEPO's controller at work in one run: the entropy it reads against the
+    target, and the temperature it chose each step (T_high above the line heats, T_low cools)."""
+    fig, (ax, ax_t) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=(3, 1), layout="constrained")
+    for key, name, style in (("entropy", "batch entropy (full vocabulary)", dict(color="C0", lw=1.2)),
+                             ("aepo/controller_entropy", "what the controller reads (−mean log π of the trained batch)",
+                              dict(color="C1", lw=1.2, ls="--"))):
+        x, y = series(rows, key)
+        ax.plot(x, y, label=name, **style)
+    ax.axhline(target, color="k", lw=1, ls=":", label=f"target H = {target}")
+    ax.set(title=f"{label}: the entropy controller", ylabel="nats")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    x, temperature = series(rows, "aepo/temperature")
+    ax_t.step(x, temperature, where="mid", color="C3")
+    ax_t.set(xlabel="training step", ylabel="temperature T")
+    ax_t.grid(alpha=0.3)
+    return fig

@@ -15,6 +15,7 @@ draws exactly the random numbers the uninterrupted run would have drawn.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import random
@@ -28,7 +29,7 @@ from .config import TrainConfig
 from .core import AGG_MODES, KL_ESTIMATORS, aggregate_loss, group_advantages, kl_penalty, masked_mean
 from .diagnostics import covariance_summary, token_entropy
 from .evaluation import evaluate
-from .methods import LossExtras, get_method
+from .methods import BatchContext, LossExtras, get_method
 from .models import load_policy
 from .rollout import Rollout, concat_rollouts, gather_log_prob, policy_forward, sample
 from .tasks import Task, get_task
@@ -81,8 +82,15 @@ class Trainer:
         self.step += 1
         torch.manual_seed(_step_seed(c.seed, self.step))
         self.model.eval()
-        rollout, rewards, gen_batches = self._collect()
+        rollout, rewards, gen_batches, examples = self._collect()
         adv, all_equal = group_advantages(rewards, c.group_size, c.scale_adv_by_std)
+        sampled, batch_metrics = rollout, {}     # rollout metrics describe the policy's own samples
+        if self.method.transform_batch is not None:
+            context = BatchContext(lambda groups, temperature: self._sample_more(examples, groups, temperature),
+                                   c.group_size, c.scale_adv_by_std, self.tokenizer.pad_token_id, self.step,
+                                   self.method_state)
+            rollout, adv, batch_metrics = self.method.transform_batch(rollout, rewards, adv, self.method_config,
+                                                                      context)
         mask = rollout.response_mask
         adv_tok = adv[:, None] * mask                                              # (B, T)
         ref_log_prob = self._ref_log_prob(rollout) if self.ref_model is not None else None
@@ -90,16 +98,16 @@ class Trainer:
         self.model.train()
         update = self._update(rollout, adv_tok, ref_log_prob)
 
-        entropy = masked_mean(rollout.entropy, mask).item()
+        entropy = masked_mean(sampled.entropy, sampled.response_mask).item()
         if c.track_entropy_change:
-            update["batch_entropy_change"] = self._entropy_after(rollout) - entropy
+            update["batch_entropy_change"] = self._entropy_after(rollout) - masked_mean(rollout.entropy, mask).item()
         cov_mean, cov_top = covariance_summary(rollout.old_log_prob, adv_tok, mask)
-        n_tokens = mask.sum().item()
+        n_tokens = sampled.response_mask.sum().item()
         step_s = time.time() - start
         metrics = {
             "step": self.step, "entropy": entropy, "reward": rewards.mean().item(),
-            "accuracy": (rewards >= 1.0).float().mean().item(), "response_len": n_tokens / len(rollout),
-            **update, "cov_mean": cov_mean, "cov_top": cov_top,
+            "accuracy": (rewards >= 1.0).float().mean().item(), "response_len": n_tokens / len(sampled),
+            **update, **{_metric_name(self.method.name, k): v for k, v in batch_metrics.items()}, "cov_mean": cov_mean, "cov_top": cov_top,
             "entropy_delta": None if self.prev_entropy is None else entropy - self.prev_entropy,
             "frac_all_equal_groups": all_equal.float().mean().item(),
             **({"gen_batches": gen_batches} if c.dynamic_sampling else {}),
@@ -115,10 +123,11 @@ class Trainer:
         metrics["wall_s"] = self.wall_s
         return metrics
 
-    def _collect(self) -> tuple[Rollout, torch.Tensor, int]:
-        """Sample the step's groups. With dynamic sampling (DAPO), groups whose G rewards are all
-        equal are set aside and more prompts are sampled, up to `max_gen_batches` rounds; the
-        batch is then topped up with set-aside groups so that its size never changes."""
+    def _collect(self) -> tuple[Rollout, torch.Tensor, int, list]:
+        """Sample the step's groups; returns (rollout, rewards, sampling rounds, one example per
+        group). With dynamic sampling (DAPO), groups whose G rewards are all equal are set aside
+        and more prompts are sampled, up to `max_gen_batches` rounds; the batch is then topped
+        up with set-aside groups so that its size never changes."""
         c = self.config
         rounds = c.max_gen_batches if c.dynamic_sampling else 1
         rng = random.Random(_step_seed(c.seed, self.step))
@@ -128,20 +137,41 @@ class Trainer:
             examples = pool[r * c.prompts_per_step:(r + 1) * c.prompts_per_step]
             rollout = sample(self.model, self.tokenizer, [e.prompt for e in examples], c.group_size,
                              c.temperature, c.top_p, self.task.max_new_tokens)
-            rewards = torch.tensor([self.task.reward(text, examples[i // c.group_size])
-                                    for i, text in enumerate(rollout.completions)], dtype=torch.float32)
+            rewards = self._rewards(rollout, examples)
             if not c.dynamic_sampling:
-                return rollout, rewards, 1
+                return rollout, rewards, 1, examples
             grouped = rewards.view(-1, c.group_size)
             for g, equal in enumerate((grouped == grouped[:, :1]).all(dim=1).tolist()):
-                (dropped if equal else kept).append((rollout, rewards, g))
+                (dropped if equal else kept).append((rollout, rewards, g, examples[g]))
             if len(kept) >= c.prompts_per_step:
                 break
         chosen = (kept + dropped)[:c.prompts_per_step]
         G = c.group_size
-        parts = [ro.select(torch.arange(g * G, (g + 1) * G)) for ro, _, g in chosen]
-        rewards = torch.cat([rw[g * G:(g + 1) * G] for _, rw, g in chosen])
-        return concat_rollouts(parts, self.tokenizer.pad_token_id), rewards, r + 1
+        parts = [ro.select(torch.arange(g * G, (g + 1) * G)) for ro, _, g, _ in chosen]
+        rewards = torch.cat([rw[g * G:(g + 1) * G] for _, rw, g, _ in chosen])
+        return concat_rollouts(parts, self.tokenizer.pad_token_id), rewards, r + 1, [e for *_, e in chosen]
+
+    def _rewards(self, rollout: Rollout, examples: list) -> torch.Tensor:
+        """Task reward of every row; row i answers the prompt of group i // G."""
+        G = len(rollout) // len(examples)
+        return torch.tensor([self.task.reward(text, examples[i // G]) for i, text in enumerate(rollout.completions)],
+                            dtype=torch.float32)
+
+    @torch.no_grad()
+    def _sample_more(self, examples: list, groups: list[int], temperature: float) -> tuple[Rollout, torch.Tensor]:
+        """G fresh completions of the listed groups' prompts at `temperature` (BatchContext.sample),
+        with log-probs and entropies re-scored at the training temperature."""
+        c = self.config
+        chosen = [examples[g] for g in groups]
+        rollout = sample(self.model, self.tokenizer, [e.prompt for e in chosen], c.group_size, temperature,
+                         c.top_p, self.task.max_new_tokens)
+        if temperature != c.temperature:
+            logits = policy_forward(self.model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
+                                    c.temperature)
+            mask = rollout.response_mask
+            rollout = dataclasses.replace(rollout, old_log_prob=gather_log_prob(logits, rollout.response_ids) * mask,
+                                          entropy=token_entropy(logits) * mask)
+        return rollout, self._rewards(rollout, chosen)
 
     def _update(self, rollout: Rollout, adv_tok: torch.Tensor, ref_log_prob) -> dict:
         c = self.config

@@ -14,6 +14,15 @@ State that must survive steps (a running history, a controller) lives in a `Meth
 object: the trainer makes one per run (`state_cls`), hands it to every loss call as
 `extra.state`, calls `end_step(metrics)` once per step, and saves and restores it with the
 run's checkpoints.
+
+A method that changes *what is trained on* (extra samples, replaced rows, new advantages) also
+gives a `transform_batch` function, called once per step between the advantages and the update:
+
+    transform_batch(rollout, rewards, advantages, config, ctx: BatchContext)
+        -> (rollout, advantages, metrics)
+
+`advantages` are per sequence (B,); `ctx` lets it sample more completions of the step's prompts
+without knowing how the trainer samples.
 """
 from __future__ import annotations
 
@@ -76,6 +85,22 @@ class LossExtras:
 
 
 @dataclass
+class BatchContext:
+    """What a `transform_batch` function may use besides the batch itself."""
+
+    sample: Callable
+    """sample(groups, temperature) -> (rollout, rewards): G fresh completions of each listed
+    group's prompt (group g = rows g·G … g·G+G−1 of the step's batch), drawn at `temperature`
+    and rewarded by the task; their `old_log_prob` and `entropy` are those of π_old at the
+    training temperature, as the update needs."""
+    group_size: int
+    scale_adv_by_std: bool
+    pad_id: int
+    step: int
+    state: "MethodState | None" = None
+
+
+@dataclass
 class Method:
     name: str
     policy_loss: Callable
@@ -87,6 +112,8 @@ class Method:
     train_defaults: dict = field(default_factory=dict)
     """TrainConfig fields this method changes unless the user sets them (e.g. Dr. GRPO turns
     off std scaling of advantages, DAPO turns on dynamic sampling)."""
+    transform_batch: Callable | None = None
+    """Optional batch-level step (see the module docstring); None for pure loss methods."""
 
     def make_config(self, overrides: dict[str, str] | None = None):
         """The method's config with `name=value` strings from the CLI applied (type-checked)."""
@@ -105,7 +132,7 @@ METHODS: dict[str, Method] = {}
 
 def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_mode: str = "token-mean",
                     needs: tuple[str, ...] = (), summary: str = "", state_cls: type | None = None,
-                    train_defaults: dict | None = None):
+                    train_defaults: dict | None = None, transform_batch: Callable | None = None):
     """Decorator: `@register_method("grpo", summary=...)` above a policy-loss function."""
     unknown = set(needs) - set(NEEDS)
     if unknown:
@@ -116,7 +143,7 @@ def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_
             raise ValueError(f"method {name!r} is registered twice")
         METHODS[name] = Method(name, fn, config_cls, default_agg_mode, tuple(needs),
                                summary or (fn.__doc__ or "").strip().splitlines()[0], state_cls,
-                               dict(train_defaults or {}))
+                               dict(train_defaults or {}), transform_batch)
         return fn
     return wrap
 

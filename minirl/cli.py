@@ -29,13 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a policy with one method; writes OUT/metrics.jsonl")
     t.add_argument("--method", default="grpo")
-    t.add_argument("--task", default="countdown")
+    t.add_argument("--task", help="default: the profile's (countdown; gsm8k for gpu)")
     t.add_argument("--profile", default="cpu")
     t.add_argument("--steps", type=int)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, help="run folder (metrics.jsonl, config.json, checkpoint.pt)")
     t.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
-    t.add_argument("--init", help="starting policy folder (default: the shipped warm start)")
+    t.add_argument("--init", help="starting policy: a folder (default: the shipped warm start); with "
+                                  "backend hf, a hub name or a local model folder")
     t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a TrainConfig field or a setting of the method's config, e.g. --set clip_ratio_high=0.28")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args) or 0
-    except (UsageError, ValueError, FileNotFoundError) as err:
+    except (UsageError, ValueError, OSError) as err:      # OSError: a model or dataset not found
         print(f"minirl: error: {err}", file=sys.stderr)
         return 2
 
@@ -83,7 +84,8 @@ def cmd_train(args) -> int:
 
 def config_from_args(args) -> TrainConfig:
     _choose("profile", args.profile, PROFILES)
-    _choose("task", args.task, TASKS)
+    if args.task is not None:
+        _choose("task", args.task, TASKS)
     method = get_method(args.method)
     train_fields = set(TrainConfig.__dataclass_fields__)
     overrides, method_settings = {}, {}
@@ -100,8 +102,9 @@ def config_from_args(args) -> TrainConfig:
         typed["steps"] = args.steps
     if args.init:
         typed["init"] = args.init
-    return make_config(args.profile, method=args.method, task=args.task, seed=args.seed,
-                       method_settings=method_settings, **typed)
+    if args.task is not None:
+        typed["task"] = args.task
+    return make_config(args.profile, method=args.method, seed=args.seed, method_settings=method_settings, **typed)
 
 
 def cmd_methods(args) -> int:

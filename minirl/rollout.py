@@ -73,6 +73,9 @@ def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperatur
     if prefix_ids is not None:                                   # prompt + given start of the response
         inputs = tokenizer.pad({"input_ids": [tokenizer(r, add_special_tokens=False)["input_ids"] + list(p)
                                               for r, p in zip(rows, prefixes)]}, return_tensors="pt")
+    device = model.device
+    prompt = {k: prompt[k].to(device) for k in ("input_ids", "attention_mask")}
+    inputs = {k: inputs[k].to(device) for k in ("input_ids", "attention_mask")}
     greedy = temperature == 0
     out = model.generate(
         input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
@@ -87,6 +90,7 @@ def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperatur
     for i, r in enumerate(response_ids):
         ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
         mask[i, :len(r)] = 1.0
+    ids, mask = ids.to(device), mask.to(device)
     if prefix_ids is None:
         logits = torch.stack(out.logits, dim=1)[:, :T].float() / max(temperature, 1e-6)   # (B, T, V)
     else:
@@ -112,7 +116,7 @@ def concat_rollouts(rollouts: list[Rollout], pad_id: int) -> Rollout:
         extra = width - x.shape[1]
         if extra == 0:
             return x
-        block = torch.full((x.shape[0], extra), value, dtype=x.dtype)
+        block = torch.full((x.shape[0], extra), value, dtype=x.dtype, device=x.device)
         return torch.cat([block, x] if left else [x, block], dim=1)
 
     return Rollout(

@@ -107,7 +107,25 @@ def make_arithmetic(seed: int = 0, n_eval: int = 128) -> Task:
 TASKS: dict[str, Callable[..., Task]] = {"countdown": make_countdown, "arithmetic": make_arithmetic}
 
 
-def get_task(name: str, seed: int = 0) -> Task:
+def _gsm8k(seed: int = 0, tokenizer=None) -> Task:
+    from .math_data import make_gsm8k
+    return make_gsm8k(seed=seed, tokenizer=tokenizer)
+
+
+def _math500(seed: int = 0, tokenizer=None) -> Task:
+    from .math_data import make_math500
+    return make_math500(seed=seed, tokenizer=tokenizer)
+
+
+TASKS.update({"gsm8k": _gsm8k, "math500": _math500})      # real data: minirl/math_data.py
+CHAT_TASKS = ("gsm8k", "math500")
+"""Tasks whose prompts are written with the policy's chat template (they need its tokenizer)."""
+
+
+def get_task(name: str, seed: int = 0, tokenizer=None) -> Task:
+    """The task `name`; chat tasks format their prompts with `tokenizer`'s chat template."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
+    if name in CHAT_TASKS:
+        return TASKS[name](seed=seed, tokenizer=tokenizer)
     return TASKS[name](seed=seed)

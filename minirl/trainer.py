@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .core import AGG_MODES, KL_ESTIMATORS, aggregate_loss, group_advantages, kl_penalty, masked_mean
 from .diagnostics import covariance_summary, token_entropy
 from .evaluation import evaluate
+from .hf import adapter_state, is_lora, load_adapter_state, load_hf_policy, reference_policy
 from .methods import BatchContext, LossExtras, get_method
 from .models import load_policy
 from .rollout import Rollout, concat_rollouts, gather_log_prob, policy_forward, sample
@@ -58,17 +59,22 @@ class Trainer:
         _check(config.num_mini_batches >= 1 and n_rows % config.num_mini_batches == 0,
                f"num_mini_batches={config.num_mini_batches} must divide prompts_per_step*group_size={n_rows}")
         _check(config.group_size >= 2, f"group_size must be at least 2 (got {config.group_size})")
-        self.task = task or get_task(config.task)
         if model is None:
-            from .warmstart import default_path
-            model, tokenizer = load_policy(config.init or default_path(self.task.name, config.profile))
+            model, tokenizer = _load_policy(config)
         self.model, self.tokenizer = model, tokenizer
+        self.device = next(model.parameters()).device
+        self.task = task or get_task(config.task, tokenizer=tokenizer)
+        _check(len(self.task.train) > 0 and len(self.task.eval) > 0,
+               f"task {self.task.name!r} has {len(self.task.train)} training and {len(self.task.eval)} eval prompts; "
+               "it needs at least one of each")
         if getattr(self.method_config, "loss_scale_factor", 0) is None:
             # L_const of seq-mean-token-sum-norm: the longest response the task allows, a constant
             # (mini-batches are trimmed to their longest response, which varies)
             self.method_config.loss_scale_factor = float(self.task.max_new_tokens)
-        needs_ref = config.kl_coef > 0 or "ref_log_prob" in self.method.needs
-        self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_ref else None
+        self.needs_ref = config.kl_coef > 0 or "ref_log_prob" in self.method.needs
+        # the reference policy: a frozen copy, or, for a LoRA model, the same model with the adapter off
+        self.ref_model = (copy.deepcopy(model).eval().requires_grad_(False)
+                          if self.needs_ref and not is_lora(model) else None)
         self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                            lr=config.lr, weight_decay=config.weight_decay)
         self.method_state = self.method.state_cls() if self.method.state_cls else None
@@ -93,7 +99,7 @@ class Trainer:
                                                                       context)
         mask = rollout.response_mask
         adv_tok = adv[:, None] * mask                                              # (B, T)
-        ref_log_prob = self._ref_log_prob(rollout) if self.ref_model is not None else None
+        ref_log_prob = self._ref_log_prob(rollout) if self.needs_ref else None
 
         self.model.train()
         update = self._update(rollout, adv_tok, ref_log_prob)
@@ -155,7 +161,7 @@ class Trainer:
         """Task reward of every row; row i answers the prompt of group i // G."""
         G = len(rollout) // len(examples)
         return torch.tensor([self.task.reward(text, examples[i // G]) for i, text in enumerate(rollout.completions)],
-                            dtype=torch.float32)
+                            dtype=torch.float32, device=self.device)
 
     @torch.no_grad()
     def _sample_more(self, examples: list, groups: list[int], temperature: float) -> tuple[Rollout, torch.Tensor]:
@@ -218,8 +224,10 @@ class Trainer:
 
     @torch.no_grad()
     def _ref_log_prob(self, rollout: Rollout) -> torch.Tensor:
-        logits = policy_forward(self.ref_model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
-                                self.config.temperature)
+        model = self.ref_model if self.ref_model is not None else self.model
+        with reference_policy(model):
+            logits = policy_forward(model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
+                                    self.config.temperature)
         return gather_log_prob(logits, rollout.response_ids) * rollout.response_mask
 
     def evaluate(self) -> dict:
@@ -260,11 +268,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:
-        """Model, optimizer and progress, written atomically to out/checkpoint.pt."""
+        """Model (for a LoRA model: the adapter only), optimizer and progress, written atomically
+        to out/checkpoint.pt."""
         path = self.out / "checkpoint.pt"
+        weights = {"adapter": adapter_state(self.model)} if is_lora(self.model) else {"model": self.model.state_dict()}
         state = {"schema": METRICS_SCHEMA, "config": self.config.to_dict(), "step": self.step,
                  "wall_s": self.wall_s, "prev_entropy": self.prev_entropy,
-                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 **weights, "optimizer": self.optimizer.state_dict(),
                  "method_state": self.method_state.state_dict() if self.method_state else None}
         torch.save(state, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
@@ -272,13 +282,16 @@ class Trainer:
 
     def load_checkpoint(self) -> int:
         """Restore the last checkpoint and drop metrics logged after it. Returns its step."""
-        state = torch.load(self.out / "checkpoint.pt", weights_only=False)
+        state = torch.load(self.out / "checkpoint.pt", weights_only=False, map_location=self.device)
         saved = {k: v for k, v in state["config"].items() if k != "steps"}
         ours = {k: v for k, v in self.config.to_dict().items() if k != "steps"}
         diff = sorted(k for k in ours if saved.get(k) != ours[k])
         _check(not diff, f"cannot resume {self.out}: settings differ from the saved run: "
                + ", ".join(f"{k} (saved {saved.get(k)!r}, now {ours[k]!r})" for k in diff))
-        self.model.load_state_dict(state["model"])
+        if is_lora(self.model):
+            load_adapter_state(self.model, state["adapter"])
+        else:
+            self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.method_state is not None:
             self.method_state.load_state_dict(state["method_state"])
@@ -287,6 +300,17 @@ class Trainer:
         kept = [line for line in lines if json.loads(line)["step"] <= self.step]
         (self.out / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))
         return self.step
+
+
+def _load_policy(config: TrainConfig):
+    """(model, tokenizer) of the config's backend."""
+    if config.backend == "hf":
+        _check(config.init is not None, "backend 'hf' needs init = a hub name or a local model folder")
+        return load_hf_policy(config.init, load_in_4bit=config.load_in_4bit, lora_r=config.lora_r,
+                              lora_alpha=config.lora_alpha, gradient_checkpointing=config.gradient_checkpointing,
+                              seed=config.seed)
+    from .warmstart import default_path
+    return load_policy(config.init or default_path(config.task, config.profile))
 
 
 def _step_seed(seed: int, step: int) -> int:

@@ -100,7 +100,7 @@ def aepo_batch(rollout, rewards, advantages, config: AEPOConfig, ctx: BatchConte
     if m > 0:
         rollout = concat_rollouts([extra.select(kept[:m]), rollout.select(torch.arange(m, len(rollout)))],
                                   ctx.pad_id)
-        advantages = torch.cat([torch.ones(m), advantages[m:]])
+        advantages = torch.cat([torch.ones(m, device=advantages.device), advantages[m:]])
     mask = rollout.response_mask
     if config.controller_entropy == "sampled_nll":
         state.entropy = -masked_mean(rollout.old_log_prob, mask).item()

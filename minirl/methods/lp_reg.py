@@ -82,9 +82,9 @@ def min_p_proxy_log_prob(logits: torch.Tensor, logp: torch.Tensor, kappa: float,
     log_pi = torch.log_softmax(logits.detach().float(), dim=-1)                 # (B, T, V)
     logp = logp.detach().float()
     if regular_type == "minp":
-        log_floor = torch.log(torch.tensor(kappa)) + log_pi.amax(dim=-1)         # log(κ·max π)   (B, T)
+        log_floor = torch.log(torch.tensor(kappa, device=logp.device)) + log_pi.amax(dim=-1)   # log(κ·max π)
     elif regular_type == "fixed":
-        log_floor = torch.log(torch.tensor(kappa)).expand_as(logp)               # log κ
+        log_floor = torch.log(torch.tensor(kappa, device=logp.device)).expand_as(logp)        # log κ
     else:
         raise ValueError(f"unknown regular_type {regular_type!r}; choose one of: minp, fixed")
     keep_v = log_pi >= log_floor[..., None]                                       # (B, T, V)

@@ -117,7 +117,13 @@ def _math500(seed: int = 0, tokenizer=None) -> Task:
     return make_math500(seed=seed, tokenizer=tokenizer)
 
 
-TASKS.update({"gsm8k": _gsm8k, "math500": _math500})      # real data: minirl/math_data.py
+def _countdown_steps(seed: int = 0) -> Task:
+    from .stepwise import make_countdown_steps
+    return make_countdown_steps(seed=seed)
+
+
+TASKS.update({"countdown_steps": _countdown_steps,                 # steps, then the answer: stepwise.py
+              "gsm8k": _gsm8k, "math500": _math500})              # real data: minirl/math_data.py
 CHAT_TASKS = ("gsm8k", "math500")
 """Tasks whose prompts are written with the policy's chat template (they need its tokenizer)."""
 

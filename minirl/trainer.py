@@ -92,13 +92,17 @@ class Trainer:
         adv, all_equal = group_advantages(rewards, c.group_size, c.scale_adv_by_std)
         sampled, batch_metrics = rollout, {}     # rollout metrics describe the policy's own samples
         if self.method.transform_batch is not None:
-            context = BatchContext(lambda groups, temperature: self._sample_more(examples, groups, temperature),
-                                   c.group_size, c.scale_adv_by_std, self.tokenizer.pad_token_id, self.step,
-                                   self.method_state)
+            context = BatchContext(
+                lambda groups, temperature: self._sample_more([examples[g] for g in groups], temperature),
+                c.group_size, c.scale_adv_by_std, self.tokenizer.pad_token_id, self.step, self.method_state,
+                examples=examples, tokenizer=self.tokenizer,
+                continue_rows=lambda rows, prefix_ids, n, temperature=None: self._sample_more(
+                    [examples[i // c.group_size] for i in rows], temperature, n,
+                    [list(p) for p in prefix_ids for _ in range(n)]))
             rollout, adv, batch_metrics = self.method.transform_batch(rollout, rewards, adv, self.method_config,
                                                                       context)
         mask = rollout.response_mask
-        adv_tok = adv[:, None] * mask                                              # (B, T)
+        adv_tok = (adv[:, None] if adv.dim() == 1 else adv) * mask                  # (B, T)
         ref_log_prob = self._ref_log_prob(rollout) if self.needs_ref else None
 
         self.model.train()
@@ -164,13 +168,15 @@ class Trainer:
                             dtype=torch.float32, device=self.device)
 
     @torch.no_grad()
-    def _sample_more(self, examples: list, groups: list[int], temperature: float) -> tuple[Rollout, torch.Tensor]:
-        """G fresh completions of the listed groups' prompts at `temperature` (BatchContext.sample),
-        with log-probs and entropies re-scored at the training temperature."""
+    def _sample_more(self, chosen: list, temperature: float | None = None, n: int | None = None,
+                     prefix_ids: list[list[int]] | None = None) -> tuple[Rollout, torch.Tensor]:
+        """n (default G) completions of each chosen example's prompt at `temperature` (default: the
+        training one), optionally continuing given response prefixes (BatchContext.sample and
+        .continue_rows), with log-probs and entropies at the training temperature."""
         c = self.config
-        chosen = [examples[g] for g in groups]
-        rollout = sample(self.model, self.tokenizer, [e.prompt for e in chosen], c.group_size, temperature,
-                         c.top_p, self.task.max_new_tokens)
+        temperature = c.temperature if temperature is None else temperature
+        rollout = sample(self.model, self.tokenizer, [e.prompt for e in chosen], n or c.group_size, temperature,
+                         c.top_p, self.task.max_new_tokens, prefix_ids=prefix_ids)
         if temperature != c.temperature:
             logits = policy_forward(self.model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
                                     c.temperature)

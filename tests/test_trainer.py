@@ -123,3 +123,39 @@ def test_method_state_is_driven_and_checkpointed(tmp_path):
         assert resumed[-1]["test_counter/calls"] == 16
     finally:
         del METHODS["test_counter"]
+
+
+def test_batch_step_can_continue_rows_from_prefixes_and_return_token_advantages(tmp_path):
+    """The BatchContext a batch-level method gets: continuations of batch rows from given response
+    prefixes (rows grouped n at a time, rewarded by the task), and token-level advantages (B, T)."""
+    import torch
+
+    from minirl.methods import METHODS, register_method
+    from minirl.methods.grpo import grpo_loss
+    seen = {}
+
+    def branch(rollout, rewards, advantages, config, ctx):
+        prefixes = [rollout.response_ids[i, :2].tolist() for i in (0, 9)]
+        more, more_rewards = ctx.continue_rows([0, 9], prefixes, 3)
+        seen.update(more=more, more_rewards=more_rewards, prefixes=prefixes, ctx=ctx)
+        token_adv = torch.zeros_like(rollout.response_mask)
+        token_adv[:, 0] = 1.0                                       # only first tokens carry advantage
+        return rollout, token_adv, {"branched": float(len(more))}
+
+    register_method("test_branch", transform_batch=branch, summary="test only")(grpo_loss)
+    try:
+        trainer = Trainer(smoke(method="test_branch"))
+        metrics = trainer.train_step()
+    finally:
+        del METHODS["test_branch"]
+    more, ctx = seen["more"], seen["ctx"]
+    assert metrics["test_branch/branched"] == 6.0 and len(more) == 6
+    assert more.prefix_len.tolist() == [2] * 6
+    for row in range(6):
+        assert more.response_ids[row, :2].tolist() == seen["prefixes"][row // 3]
+    group = [0, 9]
+    for row in range(6):                                              # rewarded against their own prompts
+        example = ctx.examples[group[row // 3] // ctx.group_size]
+        assert seen["more_rewards"][row].item() == trainer.task.reward(more.completions[row], example)
+    assert len(ctx.examples) == trainer.config.prompts_per_step
+    assert metrics["pg_loss"] != 0.0                                  # the (B, T) advantages reached the loss

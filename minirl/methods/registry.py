@@ -21,8 +21,10 @@ gives a `transform_batch` function, called once per step between the advantages 
     transform_batch(rollout, rewards, advantages, config, ctx: BatchContext)
         -> (rollout, advantages, metrics)
 
-`advantages` are per sequence (B,); `ctx` lets it sample more completions of the step's prompts
-without knowing how the trainer samples.
+`advantages` come in per sequence (B,) and may go out per sequence or per token (B, T) (for
+methods that shape advantages token by token); `ctx` lets it sample more completions of the
+step's prompts, or continue rows of the batch from a prefix, without knowing how the trainer
+samples.
 """
 from __future__ import annotations
 
@@ -98,6 +100,14 @@ class BatchContext:
     pad_id: int
     step: int
     state: "MethodState | None" = None
+    examples: list = field(default_factory=list)
+    """The task's example of each group of the batch (prompt and whatever the reward needs)."""
+    continue_rows: Callable | None = None
+    """continue_rows(rows, prefix_ids, n, temperature=None) -> (rollout, rewards): n completions of
+    each listed batch row's prompt that start with the given response tokens (one list per row;
+    n rows per listed row, next to each other), scored like `sample`; `rollout.prefix_len` says
+    how many response tokens were given rather than sampled."""
+    tokenizer: object = None
 
 
 @dataclass

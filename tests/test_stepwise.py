@@ -14,7 +14,7 @@ def test_segment_finds_steps_answer_and_checks_each_step():
     # wrong arithmetic, a number not available, a reused number
     assert segment("3*5=16;16+7=23;#23", (3, 5, 7)).steps_valid == [False, False]   # 16 never existed
     assert segment("3*5=16;16+7=23;#23").steps_valid == [False, True]               # arithmetic only
-    assert segment("3*4=12;12+7=19;#19", (3, 5, 7)).steps_valid == [False, True]
+    assert segment("3*4=12;12+7=19;#19", (3, 5, 7)).steps_valid == [False, False]   # no 4 to take
     assert segment("3*5=15;15+3=18;#18", (3, 5, 7)).steps_valid == [True, False]
     assert segment("5-7=-2;#0", (3, 5, 7)).steps_valid == [False]           # no signs: 5 − 7 < 0
     assert segment("3*5=15", (3, 5, 7)).step_ends == [] and segment("", None).answer_start is None

@@ -93,6 +93,12 @@ def steps_reward(completion: str, example: Example) -> float:
                  and seg.answer == target and seg.answer_start is not None)
 
 
+def steps_answer(completion: str, example: Example) -> int | None:
+    """The number after '#' of a chain whose steps are all valid over the prompt's numbers."""
+    seg = segment(completion, example.answer[0])
+    return seg.answer if seg.steps_valid and all(seg.steps_valid) else None
+
+
 def solutions(numbers: tuple[int, ...], target: int | None = None) -> list[str]:
     """Every valid chain over `numbers` (ending in its answer); those reaching `target` if given."""
     found = []
@@ -126,5 +132,5 @@ def make_countdown_steps(seed: int = 0, n_numbers: int = 3, max_number: int = 9,
     longest = len(str(max_number ** n_numbers)) * 3 + 3          # one step: a*b=c;
     return Task(name="countdown_steps", train=examples[n_eval:], eval=examples[:n_eval], reward=steps_reward,
                 max_new_tokens=(n_numbers - 1) * longest + len(str(max_target)) + 2,
-                sft_targets=lambda ex: solutions(*ex.answer),
+                sft_targets=lambda ex: solutions(*ex.answer), answer_of=steps_answer,
                 info={"segment": lambda text, ex: segment(text, ex.answer[0])})

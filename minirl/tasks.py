@@ -43,6 +43,9 @@ class Task:
     max_new_tokens: int
     sft_targets: Callable[[Example], list[str]] | None = None
     """All correct completions of an example; the warm start trains on one of them."""
+    answer_of: Callable[[str, Example], Any] | None = None
+    """The final answer a completion gives (hashable; None if it gives none), read without the
+    label: what label-free methods (TTRL's majority vote) compare across samples."""
     info: dict = field(default_factory=dict)
 
 
@@ -84,8 +87,16 @@ def make_countdown(seed: int = 0, n_numbers: int = 3, max_number: int = 9,
     return Task(
         name="countdown", train=examples[n_eval:], eval=examples[:n_eval], reward=countdown_reward,
         max_new_tokens=2 * n_numbers + 2,
-        sft_targets=lambda ex: countdown_solutions(*ex.answer),
+        sft_targets=lambda ex: countdown_solutions(*ex.answer), answer_of=countdown_answer,
     )
+
+
+def countdown_answer(completion: str, example: Example):
+    """The value of an expression that uses the prompt's numbers once each (no target needed)."""
+    parsed = parse_expression(completion)
+    if parsed is None or sorted(parsed.numbers) != sorted(example.answer[0]):
+        return None
+    return parsed.value
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -101,7 +112,8 @@ def make_arithmetic(seed: int = 0, n_eval: int = 128) -> Task:
                 for a in range(1, 10) for b in range(1, 10) for c in range(10)]
     rng.shuffle(examples)
     return Task(name="arithmetic", train=examples[n_eval:], eval=examples[:n_eval], reward=integer_reward,
-                max_new_tokens=4, sft_targets=lambda ex: [str(ex.answer)])
+                max_new_tokens=4, sft_targets=lambda ex: [str(ex.answer)],
+                answer_of=lambda completion, example: parse_integer(completion))
 
 
 TASKS: dict[str, Callable[..., Task]] = {"countdown": make_countdown, "arithmetic": make_arithmetic}

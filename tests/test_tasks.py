@@ -71,3 +71,17 @@ def test_arithmetic_task():
 def test_unknown_task_names_choices():
     with pytest.raises(ValueError, match="choose one of: countdown, arithmetic"):
         get_task("addition")
+
+
+def test_answer_of_reads_the_final_answer_without_the_label():
+    from minirl.stepwise import make_countdown_steps
+    from minirl.tasks import Example, make_arithmetic, make_countdown
+
+    ex = Example("3,5,7>22=", ((3, 5, 7), 22))
+    answer_of = make_countdown().answer_of
+    assert answer_of("3*5+7", ex) == 22 and answer_of("3+5+7", ex) == 15    # wrong answers still have one
+    assert answer_of("3*5", ex) is None and answer_of("junk", ex) is None    # a number unused; no expression
+    assert make_arithmetic().answer_of(" 17", Example("2*7+3=", 17)) == 17
+    steps = make_countdown_steps().answer_of
+    ex = Example("3,5,7>22:", ((3, 5, 7), 22))
+    assert steps("3*5=15;15+5=20;#20", ex) is None and steps("3+5=8;8*7=56;#56", ex) == 56

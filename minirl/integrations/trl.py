@@ -121,7 +121,7 @@ class MinirlGRPOTrainer(GRPOTrainer):
         if self.beta != 0.0 and "ref_log_prob" not in needs:
             kl = kl_penalty(log_prob, ref_log_prob, "k3")                               # TRL's estimator
             if self.args.use_bias_correction_kl:
-                kl = kl
+                kl = kl * torch.exp(log_prob - old_log_prob)
             loss = loss + self.beta * aggregate_loss(kl, mask, self.loss_agg_mode,
                                                      getattr(self.method_config, "loss_scale_factor", None))
             metrics["kl_ref"] = masked_mean(kl.detach(), mask).item()

@@ -95,7 +95,7 @@ class Trainer:
             context = BatchContext(
                 lambda groups, temperature: self._sample_more([examples[g] for g in groups], temperature),
                 c.group_size, c.scale_adv_by_std, self.tokenizer.pad_token_id, self.step, self.method_state,
-                examples=examples, tokenizer=self.tokenizer,
+                examples=examples, tokenizer=self.tokenizer, score=self._rescore,
                 continue_rows=lambda rows, prefix_ids, n, temperature=None: self._sample_more(
                     [examples[i // c.group_size] for i in rows], temperature, n,
                     [list(p) for p in prefix_ids for _ in range(n)]))
@@ -178,12 +178,21 @@ class Trainer:
         rollout = sample(self.model, self.tokenizer, [e.prompt for e in chosen], n or c.group_size, temperature,
                          c.top_p, self.task.max_new_tokens, prefix_ids=prefix_ids)
         if temperature != c.temperature:
-            logits = policy_forward(self.model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
-                                    c.temperature)
-            mask = rollout.response_mask
-            rollout = dataclasses.replace(rollout, old_log_prob=gather_log_prob(logits, rollout.response_ids) * mask,
-                                          entropy=token_entropy(logits) * mask)
+            rollout = self._rescore(rollout)
         return rollout, self._rewards(rollout, chosen)
+
+    @torch.no_grad()
+    def _rescore(self, rollout: Rollout) -> Rollout:
+        """The rollout with `old_log_prob` and `entropy` of the current policy at the training
+        temperature (BatchContext.score: for samples drawn hotter, colder or steps ago)."""
+        was_training = self.model.training
+        self.model.eval()
+        logits = policy_forward(self.model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
+                                self.config.temperature)
+        self.model.train(was_training)
+        mask = rollout.response_mask
+        return dataclasses.replace(rollout, old_log_prob=gather_log_prob(logits, rollout.response_ids) * mask,
+                                   entropy=token_entropy(logits) * mask)
 
     def _update(self, rollout: Rollout, adv_tok: torch.Tensor, ref_log_prob) -> dict:
         c = self.config

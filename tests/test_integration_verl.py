@@ -9,7 +9,7 @@ import pytest
 import torch
 
 core_algos = pytest.importorskip("verl.trainer.ppo.core_algos",
-                                 reason="verl is not installed (it needs its own venv; see minirl/integrations/verl.py)")
+                                 reason="verl is not installed (it needs its own venv: minirl/integrations/verl.py)")
 verl_config = pytest.importorskip("verl.workers.config", reason="verl is not installed")
 
 from minirl.integrations.verl import register_verl_losses  # noqa: E402
@@ -128,7 +128,8 @@ def test_micro_batches_sum_to_the_global_batch_loss(mode):
 
 def test_dr_grpo_is_verl_seq_mean_token_sum_norm_over_micro_batches():
     old, new, adv, mask = random_batch(seed=5)
-    whole = run(dr_grpo_loss, old, new, adv, mask.float(), "seq-mean-token-sum-norm", DrGRPOConfig(loss_scale_factor=16))
+    whole = run(dr_grpo_loss, old, new, adv, mask.float(), "seq-mean-token-sum-norm",
+                DrGRPOConfig(loss_scale_factor=16))
     config = actor(loss_scale_factor=16)
     config.global_batch_info.update(dp_size=1, batch_num_tokens=int(mask.sum()), global_batch_size=8,
                                     loss_scale_factor=16)

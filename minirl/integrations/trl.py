@@ -102,7 +102,7 @@ class MinirlGRPOTrainer(GRPOTrainer):
     def _compute_loss(self, model, inputs):
         needs, mode = self.minirl_method.needs, "train" if self.model.training else "eval"
         completion_ids = inputs["completion_ids"]
-        mask = inputs["completion_mask"] if "tool_mask" not in inputs else inputs["completion_mask"] * inputs["tool_mask"]
+        mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)                    # tool output is not trained
         log_prob, entropy, logits, aux_loss = self._forward(model, inputs)             # (B, T), (B, T), (B, T, V)
         mask = mask.to(log_prob.dtype)
         old_log_prob = inputs.get("old_per_token_logps")
@@ -148,7 +148,7 @@ class MinirlGRPOTrainer(GRPOTrainer):
                              "for text-only models without MoE router losses")
         with self.accelerator.autocast():
             out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=T + 1, use_cache=False)
-        logits = out.logits[:, :-1].float() / self.temperature                         # (B, T, V): row t predicts token t
+        logits = out.logits[:, :-1].float() / self.temperature                  # (B, T, V): row t predicts token t
         log_prob = torch.log_softmax(logits, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
         return log_prob, token_entropy(logits), logits, None
 

@@ -108,6 +108,9 @@ class BatchContext:
     n rows per listed row, next to each other), scored like `sample`; `rollout.prefix_len` says
     how many response tokens were given rather than sampled."""
     tokenizer: object = None
+    score: Callable | None = None
+    """score(rollout) -> rollout with `old_log_prob` and `entropy` recomputed under the current
+    policy at the training temperature (for rows sampled in earlier steps, e.g. a replay buffer)."""
 
 
 @dataclass

@@ -101,7 +101,6 @@ class MinirlGRPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ the loss
     def _compute_loss(self, model, inputs):
         needs, mode = self.minirl_method.needs, "train" if self.model.training else "eval"
-        completion_ids = inputs["completion_ids"]
         mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)                    # tool output is not trained
         log_prob, entropy, logits, aux_loss = self._forward(model, inputs)             # (B, T), (B, T), (B, T, V)
         mask = mask.to(log_prob.dtype)

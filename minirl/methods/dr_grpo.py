@@ -11,14 +11,16 @@ summed and divided by a constant.
     L = Σ_i Σ_t M_{i,t} ℓ_{i,t} / (G·L_max)                (paper §3, the Dr. GRPO objective — equation
                                                             number not checked here; the authors' oat
                                                             code and TRL `dr_grpo`)
-    L = Σ_i Σ_t M_{i,t} ℓ_{i,t} / L_max                    (verl `seq-mean-token-sum-norm`, divide_by_seqs=False)
+    L = Σ_i Σ_t M_{i,t} ℓ_{i,t} / L_max                    (divide_by_seqs=False: older verl releases)
 
-Both are the `seq-mean-token-sum-norm` aggregation of `core.aggregate_loss`; the verl form grows with
+Both are the `seq-mean-token-sum-norm` aggregation of `core.aggregate_loss`. verl 0.9.1's
+`seq-mean-token-sum-norm` divides by B·L_max, the first form (checked against it through
+`minirl.integrations.verl`); the ÷ L_max form grows with
 the number of sequences in the mini-batch, which matters here because gradients are clipped at
 `max_grad_norm`. `G` above is the number of sequences in the mini-batch (B).
 
 Settings (`--set name=value`):
-    divide_by_seqs     True  — the paper/oat/TRL form (÷ B·L_max); False is verl's (÷ L_max only).
+    divide_by_seqs     True  — the paper/oat/TRL/verl 0.9.1 form (÷ B·L_max); False: ÷ L_max only.
     loss_scale_factor  None  — L_max. Official: the generation budget (oat `generate_max_length`, TRL
                        `max_completion_length`, verl `actor.loss_scale_factor`). None falls back to the
                        padded length of the mini-batch, which the trainer trims to its longest response,
@@ -40,7 +42,7 @@ from .registry import LossExtras, PolicyLossConfig, register_method
 class DrGRPOConfig(PolicyLossConfig):
     divide_by_seqs: bool = True
     """True: L = Σ M ℓ / (B·L_max), the paper and its authors' code (TRL `loss_type="dr_grpo"`).
-    False: L = Σ M ℓ / L_max, verl's `seq-mean-token-sum-norm`."""
+    False: L = Σ M ℓ / L_max (older verl releases; verl 0.9.1 divides by B·L_max too)."""
 
 
 @register_method("dr_grpo", config_cls=DrGRPOConfig, default_agg_mode="seq-mean-token-sum-norm",

@@ -44,6 +44,10 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     num_mini_batches: int = 4
     """Optimizer updates per rollout (per epoch); after the first the importance ratio moves."""
+    micro_batch_size: int | None = None
+    """Rows per forward/backward pass (gradient accumulation within a mini-batch) and per no-grad
+    scoring pass; None: a whole mini-batch at once. A real vocabulary needs it: 16 rows × 512
+    tokens of Qwen's 151,936-token logits are 5 GB in float32."""
     ppo_epochs: int = 1
     loss_agg_mode: str | None = None
     """One of core.AGG_MODES; None takes the method's default."""
@@ -81,8 +85,8 @@ PROFILE_DEFAULTS = {
     "cpu": dict(prompts_per_step=32, group_size=8, lr=2e-4, eval_prompts=128, eval_every=20),
     # Qwen2.5-0.5B-Instruct in 4-bit LoRA on GSM8K, sized for a free Colab T4 (~30 min for 40 steps)
     "gpu": dict(backend="hf", init="Qwen/Qwen2.5-0.5B-Instruct", task="gsm8k", steps=40, prompts_per_step=8,
-                group_size=8, lr=2e-5, num_mini_batches=4, eval_prompts=64, eval_samples=4, eval_k=4,
-                eval_every=10, checkpoint_every=5),
+                group_size=8, lr=2e-5, num_mini_batches=4, micro_batch_size=4, eval_prompts=64, eval_samples=4,
+                eval_k=4, eval_every=10, checkpoint_every=5),
 }
 
 

@@ -62,6 +62,22 @@ def aggregate_loss(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "toke
     raise ValueError(f"unknown loss_agg_mode {mode!r}; choose one of: {', '.join(AGG_MODES)}")
 
 
+def aggregation_count(mask: torch.Tensor, mode: str, divide_by_seqs: bool = False) -> float | None:
+    """What `aggregate_loss` averages over in `mode`: valid tokens (token-mean), sequences that
+    hold a token (seq-mean-token-mean), rows (seq-mean-token-sum, and -norm with
+    `divide_by_seqs`); None where it sums. A loss on part of a batch, weighted by its count over
+    the batch's, adds up to the batch's loss (micro-batches, gradient accumulation)."""
+    if mode == "token-mean":
+        return mask.sum().item()
+    if mode == "seq-mean-token-mean":
+        return (mask.sum(dim=1) > 0).sum().item()
+    if mode == "seq-mean-token-sum" or (mode == "seq-mean-token-sum-norm" and divide_by_seqs):
+        return float(mask.shape[0])
+    if mode == "seq-mean-token-sum-norm":
+        return None
+    raise ValueError(f"unknown loss_agg_mode {mode!r}; choose one of: {', '.join(AGG_MODES)}")
+
+
 def ppo_clip_token_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
                         eps_low: float = 0.2, eps_high: float = 0.2, clip_ratio_c: float | None = 3.0):
     """Per-token PPO-clip loss (to minimise), with dual-clip for negative advantages.

@@ -3,13 +3,16 @@ full-vocabulary entropies (nats) of the sampling policy.
 
 Log-probs and entropies come from the logits that generation computes anyway, so training
 needs no second "old log-prob" pass. Both are taken from temperature-scaled logits (as in
-verl), before top-p truncation.
+verl), before top-p truncation. They are recorded step by step during generation
+(`TokenStats`), so memory holds one step's (B, V) logits, not all of them: with a real
+vocabulary (Qwen: 151,936 tokens) 64 rows × 512 steps of float32 logits would be 20 GB.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from .diagnostics import token_entropy
 
@@ -53,14 +56,57 @@ def gather_log_prob(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def score(model, prompt_ids, prompt_mask, response_ids, response_mask, temperature: float = 1.0,
+          chunk_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log π(y_t), H(π(·|s_t))) of every response token under `model`, masked, (B, T) each;
+    `chunk_rows` rows at a time so that only that many rows of (T, V) logits exist at once."""
+    n = len(response_ids)
+    step = chunk_rows or max(n, 1)
+    log_probs, entropies = [], []
+    for i in range(0, n, step):
+        rows = slice(i, i + step)
+        logits = policy_forward(model, prompt_ids[rows], prompt_mask[rows], response_ids[rows], temperature)
+        log_probs.append(gather_log_prob(logits, response_ids[rows]))
+        entropies.append(token_entropy(logits))
+        del logits
+    return torch.cat(log_probs) * response_mask, torch.cat(entropies) * response_mask
+
+
+class TokenStats(LogitsProcessor):
+    """Inside `generate`: at each step, the full-vocabulary entropy of π(·|s_t) at `temperature`,
+    and (one call later, once the drawn token is known) its log-prob. Custom processors run
+    before generate's temperature and top-p warpers, so it sees the raw logits; it changes
+    nothing. Only the previous step's (B, V) log-probabilities are kept."""
+
+    def __init__(self, temperature: float):
+        self.temperature = max(temperature, 1e-6)
+        self.log_probs, self.entropies, self.previous = [], [], None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.previous is not None:                        # the token drawn at the last step
+            self.log_probs.append(self.previous.gather(-1, input_ids[:, -1:]).squeeze(-1))
+        logp = torch.log_softmax(scores.float() / self.temperature, dim=-1)     # (B, V)
+        self.entropies.append(-(logp.exp() * logp).sum(dim=-1))
+        self.previous = logp
+        return scores
+
+    def finish(self, last_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-probs, entropies), (B, T_new), given the tokens drawn at the final step."""
+        self.log_probs.append(self.previous.gather(-1, last_tokens[:, None]).squeeze(-1))
+        self.previous = None
+        return torch.stack(self.log_probs, dim=1), torch.stack(self.entropies, dim=1)
+
+
+@torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperature: float = 1.0,
            top_p: float = 1.0, max_new_tokens: int = 16,
-           prefix_ids: list[list[int]] | None = None) -> Rollout:
+           prefix_ids: list[list[int]] | None = None, chunk_rows: int | None = None) -> Rollout:
     """Sample `group_size` completions of every prompt (rows grouped: prompt 0's G first).
 
     `prefix_ids` (one token list per row, B = len(prompts) × group_size rows) continues each row
     from a given start of its response, as branching methods do; those tokens count as part
-    of the response and their log-probs and entropies are recomputed by one forward pass.
+    of the response and their log-probs and entropies are recomputed by one forward pass
+    (`chunk_rows` rows at a time).
     """
     if temperature < 0 or not 0 < top_p <= 1:
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1 (got {temperature}, {top_p})")
@@ -77,10 +123,12 @@ def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperatur
     prompt = {k: prompt[k].to(device) for k in ("input_ids", "attention_mask")}
     inputs = {k: inputs[k].to(device) for k in ("input_ids", "attention_mask")}
     greedy = temperature == 0
-    out = model.generate(
+    stats = TokenStats(temperature)
+    out = model.generate(      # top_k and repetition penalty off: a checkpoint's generation_config may set them
         input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
         do_sample=not greedy, temperature=None if greedy else temperature, top_p=None if greedy else top_p,
-        top_k=None, max_new_tokens=max_new_tokens, return_dict_in_generate=True, output_logits=True,
+        top_k=None, repetition_penalty=1.0, max_new_tokens=max_new_tokens, return_dict_in_generate=True,
+        logits_processor=LogitsProcessorList([stats]),
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     new_tokens = out.sequences[:, inputs["input_ids"].shape[1]:]                     # (B, T_new)
     response_ids = [list(p) + _until_eos(t.tolist(), tokenizer.eos_token_id) for p, t in zip(prefixes, new_tokens)]
@@ -92,11 +140,11 @@ def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperatur
         mask[i, :len(r)] = 1.0
     ids, mask = ids.to(device), mask.to(device)
     if prefix_ids is None:
-        logits = torch.stack(out.logits, dim=1)[:, :T].float() / max(temperature, 1e-6)   # (B, T, V)
+        step_log_prob, step_entropy = stats.finish(new_tokens[:, -1])                # (B, T_new)
+        old_log_prob, entropy = step_log_prob[:, :T] * mask, step_entropy[:, :T] * mask
     else:
-        logits = policy_forward(model, prompt["input_ids"], prompt["attention_mask"], ids, max(temperature, 1e-6))
-    old_log_prob = gather_log_prob(logits, ids) * mask
-    entropy = token_entropy(logits) * mask
+        old_log_prob, entropy = score(model, prompt["input_ids"], prompt["attention_mask"], ids, mask,
+                                      max(temperature, 1e-6), chunk_rows)
     completions = tokenizer.batch_decode([[t for t in r if t != tokenizer.eos_token_id] for r in response_ids])
     return Rollout(prompt["input_ids"], prompt["attention_mask"], ids, mask, old_log_prob, entropy,
                    completions, torch.tensor([len(p) for p in prefixes]))

@@ -26,13 +26,14 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
-from .core import AGG_MODES, KL_ESTIMATORS, aggregate_loss, group_advantages, kl_penalty, masked_mean
+from .core import (AGG_MODES, KL_ESTIMATORS, aggregate_loss, aggregation_count, group_advantages, kl_penalty,
+                   masked_mean)
 from .diagnostics import covariance_summary, token_entropy
 from .evaluation import evaluate
 from .hf import adapter_state, is_lora, load_adapter_state, load_hf_policy, reference_policy
 from .methods import BatchContext, LossExtras, get_method
 from .models import load_policy
-from .rollout import Rollout, concat_rollouts, gather_log_prob, policy_forward, sample
+from .rollout import Rollout, concat_rollouts, gather_log_prob, policy_forward, sample, score
 from .tasks import Task, get_task
 
 METRICS_SCHEMA = 1
@@ -59,6 +60,8 @@ class Trainer:
         _check(config.num_mini_batches >= 1 and n_rows % config.num_mini_batches == 0,
                f"num_mini_batches={config.num_mini_batches} must divide prompts_per_step*group_size={n_rows}")
         _check(config.group_size >= 2, f"group_size must be at least 2 (got {config.group_size})")
+        _check(config.micro_batch_size is None or config.micro_batch_size >= 1,
+               f"micro_batch_size must be at least 1, or None for whole mini-batches (got {config.micro_batch_size})")
         if model is None:
             model, tokenizer = _load_policy(config)
         self.model, self.tokenizer = model, tokenizer
@@ -176,7 +179,7 @@ class Trainer:
         c = self.config
         temperature = c.temperature if temperature is None else temperature
         rollout = sample(self.model, self.tokenizer, [e.prompt for e in chosen], n or c.group_size, temperature,
-                         c.top_p, self.task.max_new_tokens, prefix_ids=prefix_ids)
+                         c.top_p, self.task.max_new_tokens, prefix_ids=prefix_ids, chunk_rows=c.micro_batch_size)
         if temperature != c.temperature:
             rollout = self._rescore(rollout)
         return rollout, self._rewards(rollout, chosen)
@@ -187,42 +190,37 @@ class Trainer:
         temperature (BatchContext.score: for samples drawn hotter, colder or steps ago)."""
         was_training = self.model.training
         self.model.eval()
-        logits = policy_forward(self.model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
-                                self.config.temperature)
+        old_log_prob, entropy = self._score(self.model, rollout)
         self.model.train(was_training)
-        mask = rollout.response_mask
-        return dataclasses.replace(rollout, old_log_prob=gather_log_prob(logits, rollout.response_ids) * mask,
-                                   entropy=token_entropy(logits) * mask)
+        return dataclasses.replace(rollout, old_log_prob=old_log_prob, entropy=entropy)
 
     def _update(self, rollout: Rollout, adv_tok: torch.Tensor, ref_log_prob) -> dict:
+        """`ppo_epochs` passes of `num_mini_batches` optimizer steps over shuffled rows. With
+        `micro_batch_size`, a mini-batch's gradient is accumulated over micro-batches, each loss
+        weighted by its share of what the aggregation averages over (tokens or sequences), so the
+        sum is the mini-batch's loss; a method's own batch statistics are then per micro-batch."""
         c = self.config
         sums: dict[str, float] = {}
         n_updates = 0
         batch_means = dict(batch_mean_log_prob=masked_mean(rollout.old_log_prob, rollout.response_mask).item(),
                            batch_mean_advantage=masked_mean(adv_tok, rollout.response_mask).item())
+        divide_by_seqs = getattr(self.method_config, "divide_by_seqs", False)
         for _ in range(c.ppo_epochs):
             order = torch.randperm(len(rollout))
             for index in order.chunk(c.num_mini_batches):
-                mb = rollout.select(index)
-                T = int(mb.response_mask.sum(dim=1).max())                          # trim padding
-                mask, old_log_prob, adv = mb.response_mask[:, :T], mb.old_log_prob[:, :T], adv_tok[index, :T]
-                logits = policy_forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T],
-                                        c.temperature)
-                log_prob = gather_log_prob(logits, mb.response_ids[:, :T])
-                extra = LossExtras(
-                    entropy=token_entropy(logits) if "entropy" in self.method.needs else None,
-                    old_entropy=mb.entropy[:, :T] if "old_entropy" in self.method.needs else None,
-                    logits=logits if "logits" in self.method.needs else None,
-                    ref_log_prob=None if ref_log_prob is None else ref_log_prob[index, :T], step=self.step,
-                    state=self.method_state, **batch_means)
-                loss, metrics = self.method.policy_loss(old_log_prob, log_prob, adv, mask, self.agg_mode,
-                                                        self.method_config, extra)
-                if c.kl_coef > 0:
-                    kl = kl_penalty(log_prob, extra.ref_log_prob, c.kl_estimator)
-                    loss = loss + c.kl_coef * aggregate_loss(kl, mask, self.agg_mode)
-                    metrics["kl_ref"] = masked_mean(kl, mask).item()
+                parts = index.split(c.micro_batch_size) if c.micro_batch_size else [index]
+                total = aggregation_count(rollout.response_mask[index], self.agg_mode, divide_by_seqs)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                metrics: dict[str, float] = {}
+                for part in parts:
+                    loss, part_metrics = self._loss(rollout, part, adv_tok, ref_log_prob, batch_means)
+                    count = aggregation_count(rollout.response_mask[part], self.agg_mode, divide_by_seqs)
+                    weight = count / total if total else 1.0                 # total None: the mode sums
+                    (loss * weight).backward()
+                    # pg_loss adds up like the loss; other metrics are averaged by tokens
+                    share = rollout.response_mask[part].sum().item() / rollout.response_mask[index].sum().clamp(min=1).item()
+                    for key, value in part_metrics.items():
+                        metrics[key] = metrics.get(key, 0.0) + (weight if key == "pg_loss" else share) * value
                 metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm).item()
                 self.optimizer.step()
                 for key, value in metrics.items():
@@ -230,20 +228,44 @@ class Trainer:
                 n_updates += 1
         return {_metric_name(self.method.name, k): v / n_updates for k, v in sums.items()}
 
+    def _loss(self, rollout: Rollout, index: torch.Tensor, adv_tok: torch.Tensor, ref_log_prob,
+              batch_means: dict) -> tuple[torch.Tensor, dict]:
+        """The method's loss (+ β·KL) on the rows `index`, trimmed to their longest response."""
+        c = self.config
+        mb = rollout.select(index)
+        T = int(mb.response_mask.sum(dim=1).max())                                  # trim padding
+        mask, old_log_prob, adv = mb.response_mask[:, :T], mb.old_log_prob[:, :T], adv_tok[index, :T]
+        logits = policy_forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T], c.temperature)
+        log_prob = gather_log_prob(logits, mb.response_ids[:, :T])
+        extra = LossExtras(
+            entropy=token_entropy(logits) if "entropy" in self.method.needs else None,
+            old_entropy=mb.entropy[:, :T] if "old_entropy" in self.method.needs else None,
+            logits=logits if "logits" in self.method.needs else None,
+            ref_log_prob=None if ref_log_prob is None else ref_log_prob[index, :T], step=self.step,
+            rows=index, state=self.method_state, **batch_means)
+        loss, metrics = self.method.policy_loss(old_log_prob, log_prob, adv, mask, self.agg_mode,
+                                                self.method_config, extra)
+        if c.kl_coef > 0:
+            kl = kl_penalty(log_prob, extra.ref_log_prob, c.kl_estimator)
+            loss = loss + c.kl_coef * aggregate_loss(kl, mask, self.agg_mode)
+            metrics["kl_ref"] = masked_mean(kl, mask).item()
+        return loss, metrics
+
+    def _score(self, model, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-probs, entropies) of the rollout's tokens under `model`, micro-batch by micro-batch."""
+        return score(model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids, rollout.response_mask,
+                     self.config.temperature, self.config.micro_batch_size)
+
     @torch.no_grad()
     def _entropy_after(self, rollout: Rollout) -> float:
         """Mean entropy of the rollout's positions under the updated policy."""
-        logits = policy_forward(self.model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
-                                self.config.temperature)
-        return masked_mean(token_entropy(logits), rollout.response_mask).item()
+        return masked_mean(self._score(self.model, rollout)[1], rollout.response_mask).item()
 
     @torch.no_grad()
     def _ref_log_prob(self, rollout: Rollout) -> torch.Tensor:
         model = self.ref_model if self.ref_model is not None else self.model
         with reference_policy(model):
-            logits = policy_forward(model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
-                                    self.config.temperature)
-        return gather_log_prob(logits, rollout.response_ids) * rollout.response_mask
+            return self._score(model, rollout)[0]
 
     def evaluate(self) -> dict:
         c = self.config

@@ -84,3 +84,28 @@ def test_greedy_and_top_p_validation(policy):
     assert a.completions[0] == a.completions[1]
     with pytest.raises(ValueError, match="top_p"):
         sample(model, tok, ["1"], top_p=0.0)
+
+
+def test_token_stats_equal_the_stored_logits_of_generate(policy):
+    """TokenStats records, step by step, exactly what `output_logits=True` would give after the
+    fact (raw logits, before top-p), without keeping every step's (B, V) logits."""
+    from transformers import LogitsProcessorList
+
+    from minirl.diagnostics import token_entropy
+    from minirl.rollout import TokenStats
+
+    model, tok = policy
+    x = tok(["3,5,7>22=", "1,2,3>9="] * 4, return_tensors="pt", padding=True, add_special_tokens=False)
+    torch.manual_seed(0)
+    stats = TokenStats(0.9)
+    out = model.generate(**x, do_sample=True, temperature=0.9, top_p=0.8, top_k=None, max_new_tokens=8,
+                         return_dict_in_generate=True, output_logits=True,
+                         logits_processor=LogitsProcessorList([stats]), pad_token_id=tok.pad_token_id,
+                         eos_token_id=tok.eos_token_id)
+    new = out.sequences[:, x["input_ids"].shape[1]:]
+    log_prob, entropy = stats.finish(new[:, -1])
+    logits = torch.stack(out.logits, dim=1).float() / 0.9
+    assert log_prob.shape == new.shape
+    torch.testing.assert_close(log_prob, torch.log_softmax(logits, -1).gather(-1, new[..., None]).squeeze(-1),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(entropy, token_entropy(logits), rtol=0, atol=0)

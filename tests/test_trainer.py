@@ -159,3 +159,28 @@ def test_batch_step_can_continue_rows_from_prefixes_and_return_token_advantages(
         assert seen["more_rewards"][row].item() == trainer.task.reward(more.completions[row], example)
     assert len(ctx.examples) == trainer.config.prompts_per_step
     assert metrics["pg_loss"] != 0.0                                  # the (B, T) advantages reached the loss
+
+
+@pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
+def test_micro_batches_accumulate_the_mini_batch_gradient(mode):
+    """Splitting each mini-batch into micro-batches (3 rows: uneven parts) changes memory, not
+    the update: each part's loss is weighted by its share of the aggregation's count."""
+    import copy
+
+    import torch
+
+    whole = Trainer(smoke(loss_agg_mode=mode, num_mini_batches=2))
+    parts = Trainer(smoke(loss_agg_mode=mode, num_mini_batches=2, micro_batch_size=3),
+                    model=copy.deepcopy(whole.model), tokenizer=whole.tokenizer)
+    torch.manual_seed(0)
+    rollout, rewards, *_ = whole._collect()
+    from minirl.core import group_advantages
+    adv_tok = group_advantages(rewards, 8)[0][:, None] * rollout.response_mask
+    results = []
+    for trainer in (whole, parts):
+        torch.manual_seed(1)
+        results.append(trainer._update(rollout, adv_tok, None))
+    for a, b in zip(whole.model.parameters(), parts.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert results[0]["pg_loss"] == pytest.approx(results[1]["pg_loss"], abs=1e-6)
+    assert results[0]["grad_norm"] == pytest.approx(results[1]["grad_norm"], rel=1e-4)

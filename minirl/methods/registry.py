@@ -77,6 +77,7 @@ class LossExtras:
     batch_mean_log_prob: float | None = None   # mean old log-prob over the whole rollout's valid tokens
     batch_mean_advantage: float | None = None  # mean advantage over the whole rollout's valid tokens
     step: int = 0                              # the training step, for scheduled methods
+    rows: torch.Tensor | None = None           # (B,) which rows of the step's trained batch these are
     state: MethodState | None = None           # the method's cross-step state, if it has one
 
     def rollout_means(self) -> tuple[float, float] | None:

@@ -99,14 +99,17 @@ def covariance_figure(rows: list[dict], smooth: int = 5) -> tuple[plt.Figure, fl
     by_step = dict(zip(xd, dH))
     c = np.array([v for s, v in zip(x, cov) if s in by_step])
     d = np.array([by_step[s] for s in x if s in by_step])
-    r = float(np.corrcoef(c, d)[0, 1])
-    slope, intercept = np.polyfit(c, d, 1)
     ax_s.scatter(c, d, s=12, alpha=0.6, label="one training step")
-    line = np.linspace(c.min(), c.max(), 2)
-    ax_s.plot(line, slope * line + intercept, "k--", label=f"least squares, slope {slope:.3f}")
+    if len(c) >= 2 and np.ptp(c) > 0 and np.ptp(d) > 0:
+        r = float(np.corrcoef(c, d)[0, 1])
+        slope, intercept = np.polyfit(c, d, 1)
+        line = np.linspace(c.min(), c.max(), 2)
+        ax_s.plot(line, slope * line + intercept, "k--", label=f"least squares, slope {slope:.3f}")
+        title = f"Predicted vs realised: Pearson r = {r:.2f}"
+    else:       # e.g. every group's rewards equal at every step: all advantages, hence Cov, are 0
+        r, title = float("nan"), "Predicted vs realised: no variation to correlate"
     ax_s.axhline(0, color="k", lw=0.8)
-    ax_s.set(title=f"Predicted vs realised: Pearson r = {r:.2f}", xlabel="cov_mean (nats)",
-             ylabel="batch_entropy_change (nats / token)")
+    ax_s.set(title=title, xlabel="cov_mean (nats)", ylabel="batch_entropy_change (nats / token)")
     for ax in (ax_c, ax_d, ax_s):
         ax.grid(alpha=0.3)
         ax.legend()

@@ -292,6 +292,7 @@ class Trainer:
             if self.out and (self.step % c.checkpoint_every == 0 or self.step == c.steps):
                 self.save_checkpoint()
         bar.close()
+        self.model.eval()           # ready to sample (with gradient checkpointing, train mode turns the KV cache off)
         return history
 
     def _log(self, metrics: dict) -> dict:

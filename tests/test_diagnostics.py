@@ -84,3 +84,22 @@ def test_centred_covariance_with_outside_means():
     # a mini-batch centred on the whole rollout's means (mean logp −1, mean A 0): (−2+1)(2−0) = −2
     logp, adv, mask = torch.tensor([[-2.0, -1.0]]), torch.tensor([[2.0, 3.0]]), torch.ones(1, 2)
     assert centred_covariance(logp, adv, mask, means=(-1.0, 0.0)).tolist() == [[-2.0, 0.0]]
+
+
+def test_covariance_figure_survives_a_run_without_covariance():
+    """A model that solves nothing (or everything) has all advantages 0, so Cov is 0 at every
+    step: the figure says so instead of failing in the fit."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    from minirl.figures import covariance_figure
+
+    rows = [{"step": i, "cov_mean": 0.0, "batch_entropy_change": 0.01 * i} for i in range(1, 6)]
+    fig, r = covariance_figure(rows)
+    assert math.isnan(r) and "no variation" in fig.axes[2].get_title()
+    plt.close(fig)
+    rows = [{"step": i, "cov_mean": 0.1 * i, "batch_entropy_change": -0.2 * i} for i in range(1, 6)]
+    fig, r = covariance_figure(rows)
+    assert r == pytest.approx(-1.0)
+    plt.close(fig)

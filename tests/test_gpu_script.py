@@ -20,3 +20,4 @@ def test_check_script_prints_one_json_line_with_every_figure():
         assert figures["loss_finite"] and figures["entropy_logged"]
         assert figures["step_s"] > 0 and figures["tokens_per_s"] > 0
         assert 1 <= figures["response_len"] <= 12
+    assert result["trl_grpo"]["step_s"] > 0 and result["trl_over_minirl"] > 0      # TRL ran the same batch

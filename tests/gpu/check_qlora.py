@@ -6,9 +6,11 @@
 It builds a `Qwen2ForCausalLM` from a config of the real Qwen2.5-0.5B's shape (random weights:
 speed and memory are those of the real model), saves it to a local folder with minirl's
 character tokenizer, reloads it through `minirl.hf.load_hf_policy` (4-bit NF4 + LoRA +
-gradient checkpointing) and runs a few GRPO steps with `grpo` and `clip_cov`. The reward is a
-toy (the parity of the completion's length), only there so that advantages are not all zero.
-Step time is the median over the steps after the first (which warms up kernels).
+gradient checkpointing) and runs a few GRPO steps with `grpo` and `clip_cov`. Then TRL's
+`GRPOTrainer` runs the same model (a fresh 4-bit LoRA load), batch, group size, mini- and
+micro-batches, and the ratio of the two step times is reported (`trl_over_minirl`). The reward
+is a toy (the parity of the completion's length), only there so that advantages are not all
+zero. Step time is the median over the steps after the first (which warms up kernels).
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ def toy_task(prompt_len: int, max_new_tokens: int) -> Task:
 def run_method(folder: str, method: str, args) -> dict:
     config = make_config("smoke", backend="hf", init=folder, method=method, steps=args.steps,
                          prompts_per_step=args.prompts, group_size=args.group, num_mini_batches=args.mini_batches,
+                         micro_batch_size=min(4, args.prompts * args.group // args.mini_batches),
                          eval_every=10**9, lr=1e-5)
     trainer = Trainer(config, task=toy_task(args.prompt_len, args.max_new_tokens))
     if torch.cuda.is_available():
@@ -71,6 +74,56 @@ def run_method(folder: str, method: str, args) -> dict:
     }
 
 
+class _CycleTimer:
+    """Stamps the time of every `every`-th optimizer step of TRL: one generation cycle = one GRPO step."""
+
+    def __init__(self, every: int):
+        from transformers import TrainerCallback
+
+        timer = self
+
+        class Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                timer.start = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step % every == 0:
+                    timer.seconds.append(time.perf_counter() - timer.start)
+                    timer.start = time.perf_counter()
+        self.callback, self.seconds, self.start = Callback(), [], 0.0
+
+
+def run_trl(folder: str, args, out: str) -> dict:
+    """TRL 1.16's GRPOTrainer on the same 4-bit LoRA model, batch and update schedule."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from minirl.hf import load_hf_policy
+
+    model, tokenizer = load_hf_policy(folder)
+    task = toy_task(args.prompt_len, args.max_new_tokens)
+    rows, updates = args.prompts * args.group, args.mini_batches
+    micro = min(4, rows // updates)
+    dataset = Dataset.from_dict({"prompt": [e.prompt for e in task.train]})
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    config = GRPOConfig(
+        output_dir=out, use_cpu=not cuda, bf16=bf16, fp16=cuda and not bf16, gradient_checkpointing=True,
+        report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True, learning_rate=1e-5,
+        per_device_train_batch_size=micro, gradient_accumulation_steps=rows // updates // micro,
+        steps_per_generation=rows // micro, num_generations=args.group, max_completion_length=args.max_new_tokens,
+        temperature=1.0, top_p=1.0, top_k=0, beta=0.0, use_vllm=False, max_steps=updates * args.steps)
+    timer = _CycleTimer(updates)
+    trainer = GRPOTrainer(model=model, reward_funcs=lambda completions, **_: [float(len(c) % 2) for c in completions],
+                          args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[timer.callback])
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    trainer.train()
+    steps = timer.seconds[1:] or timer.seconds
+    return {"step_s": statistics.median(steps), "steps_timed": len(steps),
+            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="qwen2.5-0.5b", choices=list(SHAPES))
@@ -81,6 +134,7 @@ def main() -> None:
     parser.add_argument("--prompt-len", type=int, default=128)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--methods", nargs="+", default=["grpo", "clip_cov"])
+    parser.add_argument("--no-trl", action="store_true", help="skip TRL's GRPOTrainer on the same batch")
     args = parser.parse_args()
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     result = {"device": device, "shape": args.shape, "rows_per_step": args.prompts * args.group,
@@ -93,6 +147,10 @@ def main() -> None:
         result["save_s"] = time.time() - start
         for method in args.methods:
             result[method] = run_method(folder, method, args)
+        if not args.no_trl:
+            with tempfile.TemporaryDirectory() as out:
+                result["trl_grpo"] = run_trl(folder, args, out)
+            result["trl_over_minirl"] = result["trl_grpo"]["step_s"] / result[args.methods[0]]["step_s"]
     print(json.dumps(result))
 
 

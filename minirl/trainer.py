@@ -98,7 +98,8 @@ class Trainer:
             context = BatchContext(
                 lambda groups, temperature: self._sample_more([examples[g] for g in groups], temperature),
                 c.group_size, c.scale_adv_by_std, self.tokenizer.pad_token_id, self.step, self.method_state,
-                examples=examples, tokenizer=self.tokenizer, score=self._rescore,
+                examples=examples, tokenizer=self.tokenizer, score=self._rescore, task=self.task,
+                answer_of=self.task.answer_of, segment=self.task.info.get("segment"), model=self.model,
                 continue_rows=lambda rows, prefix_ids, n, temperature=None: self._sample_more(
                     [examples[i // c.group_size] for i in rows], temperature, n,
                     [list(p) for p in prefix_ids for _ in range(n)]))

@@ -94,8 +94,8 @@ class BatchContext:
     sample: Callable
     """sample(groups, temperature) -> (rollout, rewards): G fresh completions of each listed
     group's prompt (group g = rows g·G … g·G+G−1 of the step's batch), drawn at `temperature`
-    and rewarded by the task; their `old_log_prob` and `entropy` are those of π_old at the
-    training temperature, as the update needs."""
+    (None: the training temperature) and rewarded by the task; their `old_log_prob` and
+    `entropy` are those of π_old at the training temperature, as the update needs."""
     group_size: int
     scale_adv_by_std: bool
     pad_id: int
@@ -109,6 +109,14 @@ class BatchContext:
     n rows per listed row, next to each other), scored like `sample`; `rollout.prefix_len` says
     how many response tokens were given rather than sampled."""
     tokenizer: object = None
+    task: object = None
+    """The run's `Task`: its `answer_of` (label-free votes) and `info["segment"]` (steps, phases)."""
+    answer_of: Callable | None = None
+    """task.answer_of, for short."""
+    segment: Callable | None = None
+    """task.info["segment"](completion, example) -> steps and phases (stepwise tasks), else None."""
+    model: object = None
+    """The policy (read-only use: e.g. its hidden states as embeddings; never train it here)."""
     score: Callable | None = None
     """score(rollout) -> rollout with `old_log_prob` and `entropy` recomputed under the current
     policy at the training temperature (for rows sampled in earlier steps, e.g. a replay buffer)."""

@@ -234,7 +234,7 @@ class Trainer:
         """The method's loss (+ β·KL) on the rows `index`, trimmed to their longest response."""
         c = self.config
         mb = rollout.select(index)
-        T = int(mb.response_mask.sum(dim=1).max())                                  # trim padding
+        T = int(mb.response_mask.nonzero()[:, 1].max()) + 1 if mb.response_mask.any() else 1   # trim padding
         mask, old_log_prob, adv = mb.response_mask[:, :T], mb.old_log_prob[:, :T], adv_tok[index, :T]
         logits = policy_forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T], c.temperature)
         log_prob = gather_log_prob(logits, mb.response_ids[:, :T])

@@ -16,18 +16,19 @@ from .plots import series
 from .trainer import read_metrics, train
 
 
-def run_variants(variants: dict[str, tuple[str, dict]], seeds, profile: str, steps: int, out,
+def run_variants(variants: dict[str, tuple], seeds, profile: str, steps: int, out,
                  progress: bool = True, **train_overrides) -> dict[str, dict[int, list[dict]]]:
-    """Train every (variant, seed) into out/<variant>/seed<k>; returns rows[variant][seed]."""
+    """Train every (variant, seed) into out/<variant>/seed<k>; returns rows[variant][seed].
+    A variant is (method, method settings) or (method, method settings, TrainConfig overrides)."""
     runs: dict[str, dict[int, list[dict]]] = {}
-    for label, (method, settings) in variants.items():
+    for label, (method, settings, *own) in variants.items():
         runs[label] = {}
         for seed in seeds:
             folder = Path(out) / _slug(label) / f"seed{seed}"
             rows = read_metrics(folder) if (folder / "metrics.jsonl").exists() else []
             if not rows or rows[-1]["step"] < steps:
                 config = make_config(profile, method=method, seed=seed, steps=steps,
-                                     method_settings=dict(settings), **train_overrides)
+                                     method_settings=dict(settings), **{**train_overrides, **(own[0] if own else {})})
                 train(config, folder, resume=(folder / "checkpoint.pt").exists(), progress=progress)
                 rows = read_metrics(folder)
             runs[label][seed] = rows
@@ -95,4 +96,27 @@ TINY_SCALE_VARIANTS: dict[str, tuple[str, dict]] = {
     "epo": ("epo", {"entropy_coeff": "0.03", "entropy_smooth_coeff": "10"}),
     "aepo_agentic_loss": ("aepo_agentic_loss", {}),
     "aepo target 0.35": ("aepo", {"entropy_base": "0.35", "prompt_fraction": "1"}),
+}
+
+
+# Notebook 04: the methods that act on rollouts, rewards, advantages and schedules, at settings that
+# suit the tiny policy (each method file documents its official defaults). Branching and voting
+# methods sample more than G per prompt: `grpo G=16` and `dapo G=4` are the equal-budget controls.
+BATCH_LEVEL_VARIANTS: dict[str, tuple] = {
+    "grpo": ("grpo", {}),
+    "grpo G=16": ("grpo", {}, {"group_size": 16}),
+    "dapo G=4": ("dapo", {}, {"group_size": 4}),
+    "cure": ("cure", {}),
+    "ettrl": ("ettrl", {}),
+    "ttrl": ("ttrl", {}),
+    "evol_rl": ("evol_rl", {}),
+    "riskpo": ("riskpo", {}),
+    "entropy_adv alpha 2 kappa 1": ("entropy_adv", {"alpha": "2", "kappa": "1"}),
+    "spear T_r 30": ("spear", {"max_replay_loss_steps": "30", "clip_cov_ratio": "0.02", "clip_cov_ub": "40"}),
+}
+# The methods that need steps and phases run on countdown_steps, against grpo on the same task.
+STEPWISE_VARIANTS: dict[str, tuple] = {
+    "grpo": ("grpo", {}, {"task": "countdown_steps"}),
+    "empg": ("empg", {}, {"task": "countdown_steps"}),
+    "pear": ("pear", {}, {"task": "countdown_steps"}),
 }

@@ -290,3 +290,109 @@ def aepo_controller_figure(rows: list[dict], target: float, label: str = "aepo")
     ax_t.set(xlabel="training step", ylabel="temperature T")
     ax_t.grid(alpha=0.3)
     return fig
+
+
+# ------------------------------------------------------------------ rollout interventions (notebook 04)
+def _token_text(tokenizer, token: int, width: int = 5) -> str:
+    """A token as it is drawn in a cell: ⏎ for end of sequence, visible spaces, at most `width` characters."""
+    if token == tokenizer.eos_token_id:
+        return "⏎"
+    text = tokenizer.decode([token]).replace(" ", "␣").replace("\n", "\\n")
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _token_strip(ax, y: float, ids, H, mask, start: int, max_tokens: int, tokenizer, colour, given: int = 0,
+                 framed=(), resampled: int | None = None) -> None:
+    """One completion as a row of cells at height y: the first `given` tokens hatched grey (a shared
+    prefix), the rest coloured by H through the ScalarMappable `colour`; positions in `framed` get a
+    numbered red frame, `resampled` a dashed one."""
+    from matplotlib.patches import Rectangle
+
+    n = int(mask.sum())
+    for t in range(start, min(n, start + max_tokens)):
+        x = t - start
+        shared = t < given
+        ax.add_patch(Rectangle((x, y - 0.42), 1, 0.84, facecolor="0.9" if shared else colour.to_rgba(float(H[t])),
+                               hatch="///" if shared else None, edgecolor="white", lw=0.5))
+        dark = not shared and float(H[t]) > 0.6 * colour.norm.vmax
+        ax.text(x + 0.5, y, _token_text(tokenizer, int(ids[t])), ha="center", va="center", fontsize=9,
+                color="white" if dark else "0.45" if shared else "black")
+        if t in framed or t == resampled:
+            ax.add_patch(Rectangle((x + 0.04, y - 0.4), 0.92, 0.8, fill=False, edgecolor="red", lw=2,
+                                   ls="-" if t in framed else "--", zorder=3))
+        if t in framed:
+            ax.text(x + 0.5, y - 0.52, f"fork {list(framed).index(t) + 1}", ha="center", va="bottom", fontsize=7,
+                    color="red")
+
+
+def branch_fork_figure(roots, tokenizer, forks: list[list[int]], branches=None, branches_per_root: int = 0,
+                       root_rewards=None, branch_rewards=None, prompts: list[str] | None = None,
+                       max_tokens: int = 24) -> plt.Figure:
+    """Where branching rollouts (CURE, ETTRL's tree) fork. Each root completion (a row of the Rollout
+    `roots`) is drawn token by token, each cell coloured by the token's entropy H (nats) under the policy
+    that sampled it, its fork positions (`forks[i]`, highest entropy first) framed in red and numbered.
+    Under each root come its `branches_per_root` branches (consecutive rows of the Rollout `branches`):
+    the `prefix_len` tokens shared with the root hatched grey, the re-sampled fork token in a dashed frame.
+    Rewards (1 = correct) are written beside each line when given; long completions show `max_tokens`
+    tokens from a little before the first fork."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Patch
+
+    lines = len(roots) * (1 + branches_per_root)
+    fig, ax = plt.subplots(figsize=(0.42 * max_tokens + 4.5, 0.36 * lines + 1.6), layout="constrained")
+    vmax = max(float(roots.entropy.max()), float(branches.entropy.max()) if branches is not None else 0.0, 1e-6)
+    colour = ScalarMappable(Normalize(0.0, vmax), "magma_r")
+    labels, y = [], 0.0
+    for i in range(len(roots)):
+        start = max(0, min(forks[i]) - 3) if forks[i] and max(forks[i]) >= max_tokens else 0
+        mark = "" if root_rewards is None else f"  (reward {float(root_rewards[i]):.0f})"
+        head = prompts[i] if prompts is not None else f"completion {i + 1}"
+        _token_strip(ax, y, roots.response_ids[i], roots.entropy[i], roots.response_mask[i], start, max_tokens,
+                     tokenizer, colour, framed=forks[i])
+        labels.append((y, f"{head}{mark}" + (f", from token {start + 1}" if start else "")))
+        for b in range(branches_per_root):
+            j = i * branches_per_root + b
+            y += 1
+            given = int(branches.prefix_len[j])
+            _token_strip(ax, y, branches.response_ids[j], branches.entropy[j], branches.response_mask[j], start,
+                         max_tokens, tokenizer, colour, given=given, resampled=given)
+            mark = "" if branch_rewards is None else f"  (reward {float(branch_rewards[j]):.0f})"
+            labels.append((y, f"branch {b + 1} from position {given + 1}{mark}"))
+        y += 1.4
+    ax.set_yticks([p for p, _ in labels], [text for _, text in labels], fontsize=8)
+    cut = any(forks[i] and max(forks[i]) >= max_tokens for i in range(len(roots)))
+    where = "token in view (rows cut at the front say from which token)" if cut else "response position (token)"
+    ax.set(xlim=(0, max_tokens), ylim=(y - 0.6, -1.0), xlabel=f"{where}; ⏎ = end of sequence",
+           title="Where the branches fork: each token coloured by its entropy")
+    ax.set_xticks(np.arange(max_tokens) + 0.5, range(1, max_tokens + 1), fontsize=7)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.colorbar(colour, ax=ax, label="token entropy H (nats)", fraction=0.03)
+    fig.legend(handles=[Patch(fill=False, edgecolor="red", lw=2, label="fork: a highest-entropy position"),
+                        Patch(fill=False, edgecolor="red", lw=2, ls="--", label="fork token, re-sampled by the branch"),
+                        Patch(facecolor="0.9", hatch="///", edgecolor="white", label="prefix shared with the completion")],
+               loc="outside lower center", ncols=3, fontsize=8)
+    return fig
+
+
+def pseudo_label_figure(runs: dict[str, dict[int, list[dict]]], methods: dict[str, str], smooth: int = 5) -> plt.Figure:
+    """Label-free methods: the accuracy of their majority-vote pseudo-label (`<method>/label_accuracy`,
+    dashed) against the true accuracy of the policy's samples (`accuracy`, solid) over the steps, mean
+    over seeds with a min–max band; `methods` maps a label of `runs` to its method name."""
+    fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
+    for i, (label, method) in enumerate(methods.items()):
+        colour = f"C{i}"
+        for key, ls, what in ((f"{method}/label_accuracy", "--", "pseudo-label right"),
+                              ("accuracy", "-", "true accuracy of its samples")):
+            x, values = _mean_over_seeds(runs[label], key, smooth)
+            if len(x) == 0:
+                continue
+            ax.plot(x, values.mean(axis=0), color=colour, ls=ls, lw=1.6, label=f"{label}: {what}")
+            if len(values) > 1:
+                ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=colour, alpha=0.1, lw=0)
+    ax.set(title=f"Label-free rewards: is the majority right? ({smooth}-step mean over training batches)",
+           xlabel="training step", ylabel="fraction (prompts with a right label / correct samples)", ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

@@ -128,7 +128,9 @@ GPU_BRANCH_OUTPUT = {  # what each notebook prints only on its branch for real m
     "00_quickstart": "FIRST SAMPLE",
     "02_entropy_collapse": "forks (H ≥ 1 nat) marked",
     "03_loss_interventions": "clip_cov 0.2%        method=clip_cov",
+    "04_rollout_reward_interventions": "method=cure         settings={'critical_min_chars': '2'}",
 }
+MULTI_RUN_NOTEBOOKS = {"03_loss_interventions": 4, "04_rollout_reward_interventions": 4}  # runs of their gpu profile
 
 
 @pytest.mark.parametrize("path", TRAINING_NOTEBOOKS, ids=lambda p: p.stem)
@@ -153,7 +155,7 @@ def test_notebook_runs_its_gpu_code_path_on_a_cpu(path, tmp_path, monkeypatch):
     assert "profile 'gpu'" in text and GPU_BRANCH_OUTPUT[path.stem] in text
     assert any("image/png" in o.get("data", {}) for o in outputs), "no figure was shown"
     runs = sorted((tmp_path / "runs").rglob("metrics.jsonl"))
-    assert len(runs) == (4 if path.stem == "03_loss_interventions" else 1)
+    assert len(runs) == MULTI_RUN_NOTEBOOKS.get(path.stem, 1)
     for metrics in runs:  # every run: 2 steps on the hf backend from the stand-in; its checkpoint is the adapter
         assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [0, 1, 2]
         state = torch.load(metrics.parent / "checkpoint.pt", weights_only=False, map_location="cpu")

@@ -41,7 +41,7 @@ TIME_KEYS = ("tokens_per_s", "step_s", "wall_s")
 # what a method's loss may report under these bare names; anything else goes under "<method>/"
 UPDATE_KEYS = ("pg_loss", "clip_frac", "clip_frac_lower", "ppo_kl", "kl_ref", "grad_norm", "batch_entropy_change")
 METRIC_KEYS = ("step", "entropy", "reward", "accuracy", "pass_at_1", "pass_at_k", "eval_entropy",
-               "response_len", "pg_loss", "clip_frac", "clip_frac_lower", "ppo_kl", "kl_ref", "grad_norm",
+               "response_len", "tokens_sampled", "pg_loss", "clip_frac", "clip_frac_lower", "ppo_kl", "kl_ref", "grad_norm",
                "cov_mean", "cov_top", "entropy_delta", "batch_entropy_change", "frac_all_equal_groups") + TIME_KEYS
 
 
@@ -82,7 +82,7 @@ class Trainer:
                                            lr=config.lr, weight_decay=config.weight_decay)
         self.method_state = self.method.state_cls() if self.method.state_cls else None
         self.out = Path(out) if out else None
-        self.step, self.wall_s, self.prev_entropy = 0, 0.0, None
+        self.step, self.wall_s, self.prev_entropy, self.tokens_sampled = 0, 0.0, None, 0
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict:
@@ -91,6 +91,7 @@ class Trainer:
         self.step += 1
         torch.manual_seed(_step_seed(c.seed, self.step))
         self.model.eval()
+        self.tokens_sampled = 0                  # every token generated this step, whatever became of it
         rollout, rewards, gen_batches, examples = self._collect()
         adv, all_equal = group_advantages(rewards, c.group_size, c.scale_adv_by_std)
         sampled, batch_metrics = rollout, {}     # rollout metrics describe the policy's own samples
@@ -125,7 +126,7 @@ class Trainer:
             "entropy_delta": None if self.prev_entropy is None else entropy - self.prev_entropy,
             "frac_all_equal_groups": all_equal.float().mean().item(),
             **({"gen_batches": gen_batches} if c.dynamic_sampling else {}),
-            "tokens_per_s": n_tokens / step_s, "step_s": step_s,
+            "tokens_sampled": self.tokens_sampled, "tokens_per_s": n_tokens / step_s, "step_s": step_s,
         }
         self.prev_entropy = entropy
         if self.method_state is not None:
@@ -151,6 +152,7 @@ class Trainer:
             examples = pool[r * c.prompts_per_step:(r + 1) * c.prompts_per_step]
             rollout = sample(self.model, self.tokenizer, [e.prompt for e in examples], c.group_size,
                              c.temperature, c.top_p, self.task.max_new_tokens)
+            self._count_sampled(rollout)
             rewards = self._rewards(rollout, examples)
             if not c.dynamic_sampling:
                 return rollout, rewards, 1, examples
@@ -164,6 +166,10 @@ class Trainer:
         parts = [ro.select(torch.arange(g * G, (g + 1) * G)) for ro, _, g, _ in chosen]
         rewards = torch.cat([rw[g * G:(g + 1) * G] for _, rw, g, _ in chosen])
         return concat_rollouts(parts, self.tokenizer.pad_token_id), rewards, r + 1, [e for *_, e in chosen]
+
+    def _count_sampled(self, rollout: Rollout) -> None:
+        """Add the rollout's generated tokens (given prefixes excluded) to the step's count."""
+        self.tokens_sampled += int(rollout.response_mask.sum().item() - rollout.prefix_len.sum().item())
 
     def _rewards(self, rollout: Rollout, examples: list) -> torch.Tensor:
         """Task reward of every row; row i answers the prompt of group i // G."""
@@ -181,6 +187,7 @@ class Trainer:
         temperature = c.temperature if temperature is None else temperature
         rollout = sample(self.model, self.tokenizer, [e.prompt for e in chosen], n or c.group_size, temperature,
                          c.top_p, self.task.max_new_tokens, prefix_ids=prefix_ids, chunk_rows=c.micro_batch_size)
+        self._count_sampled(rollout)
         if temperature != c.temperature:
             rollout = self._rescore(rollout)
         return rollout, self._rewards(rollout, chosen)

@@ -184,3 +184,16 @@ def test_micro_batches_accumulate_the_mini_batch_gradient(mode):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert results[0]["pg_loss"] == pytest.approx(results[1]["pg_loss"], abs=1e-6)
     assert results[0]["grad_norm"] == pytest.approx(results[1]["grad_norm"], rel=1e-4)
+
+
+def test_tokens_sampled_counts_every_generated_token():
+    """Without extra sampling it is the batch's response tokens; dynamic sampling's thrown-away
+    rounds and a method's extra samples are added."""
+    plain = Trainer(smoke()).train_step()
+    assert plain["tokens_sampled"] == round(plain["response_len"] * 8 * 8)
+    dynamic = Trainer(smoke(dynamic_sampling=True, max_gen_batches=3)).train_step()
+    assert dynamic["tokens_sampled"] >= round(dynamic["response_len"] * 8 * 8)
+    if dynamic["gen_batches"] > 1:
+        assert dynamic["tokens_sampled"] > round(dynamic["response_len"] * 8 * 8)
+    aepo = Trainer(smoke(method="aepo", method_settings={"prompt_fraction": "1"})).train_step()
+    assert aepo["tokens_sampled"] > round(aepo["response_len"] * 8 * 8) * 1.5       # a second pass over all prompts

@@ -49,7 +49,6 @@ R_tree independent samples of the roots' mean length), `leaves` (rows trained).
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -57,6 +56,7 @@ import torch
 from ..branching import fork_candidates, grouped_concat, prefix_into_prompt, sampled_tokens, top_entropy_positions
 from ..core import group_advantages, masked_mean
 from .grpo import grpo_loss
+from .ttrl import majority_vote
 from .registry import BatchContext, PolicyLossConfig, register_method
 
 EAR_MODES = ("res", "clip", "none")
@@ -113,8 +113,7 @@ def majority_rewards(answers: list, n_groups: int) -> tuple[torch.Tensor, list]:
     rewards, labels = [], []
     for g in range(n_groups):
         group = answers[g * L:(g + 1) * L]
-        votes = Counter(a for a in group if a is not None)
-        label = votes.most_common(1)[0][0] if votes else None
+        label, _ = majority_vote(group)                       # unreadable answers abstain; ties: first met
         labels.append(label)
         rewards += [float(label is not None and a == label) for a in group]
     return torch.tensor(rewards), labels

@@ -100,13 +100,15 @@ class TokenStats(LogitsProcessor):
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperature: float = 1.0,
            top_p: float = 1.0, max_new_tokens: int = 16,
-           prefix_ids: list[list[int]] | None = None, chunk_rows: int | None = None) -> Rollout:
+           prefix_ids: list[list[int]] | None = None, chunk_rows: int | None = None,
+           stop_ids: list[int] | None = None) -> Rollout:
     """Sample `group_size` completions of every prompt (rows grouped: prompt 0's G first).
 
     `prefix_ids` (one token list per row, B = len(prompts) × group_size rows) continues each row
     from a given start of its response, as branching methods do; those tokens count as part
     of the response and their log-probs and entropies are recomputed by one forward pass
-    (`chunk_rows` rows at a time).
+    (`chunk_rows` rows at a time). `stop_ids`: tokens that end a row besides EOS (kept in it),
+    e.g. the end of a tool call.
     """
     if temperature < 0 or not 0 < top_p <= 1:
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1 (got {temperature}, {top_p})")
@@ -129,9 +131,10 @@ def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperatur
         do_sample=not greedy, temperature=None if greedy else temperature, top_p=None if greedy else top_p,
         top_k=None, repetition_penalty=1.0, max_new_tokens=max_new_tokens, return_dict_in_generate=True,
         logits_processor=LogitsProcessorList([stats]),
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=[tokenizer.eos_token_id, *(stop_ids or [])])
     new_tokens = out.sequences[:, inputs["input_ids"].shape[1]:]                     # (B, T_new)
-    response_ids = [list(p) + _until_eos(t.tolist(), tokenizer.eos_token_id) for p, t in zip(prefixes, new_tokens)]
+    stops = {tokenizer.eos_token_id, *(stop_ids or [])}
+    response_ids = [list(p) + _until_stop(t.tolist(), stops) for p, t in zip(prefixes, new_tokens)]
     T = max(len(r) for r in response_ids)
     ids = torch.full((len(rows), T), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros(len(rows), T)
@@ -150,9 +153,12 @@ def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperatur
                    completions, torch.tensor([len(p) for p in prefixes]))
 
 
-def _until_eos(tokens: list[int], eos: int) -> list[int]:
-    """Tokens up to and including the first EOS (all of them if there is none)."""
-    return tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
+def _until_stop(tokens: list[int], stops: set[int]) -> list[int]:
+    """Tokens up to and including the first stop token (EOS, ...); all of them if there is none."""
+    for k, token in enumerate(tokens):
+        if token in stops:
+            return tokens[:k + 1]
+    return tokens
 
 
 def concat_rollouts(rollouts: list[Rollout], pad_id: int) -> Rollout:

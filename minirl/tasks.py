@@ -134,7 +134,13 @@ def _countdown_steps(seed: int = 0) -> Task:
     return make_countdown_steps(seed=seed)
 
 
+def _countdown_tool(seed: int = 0) -> Task:
+    from .tools import make_countdown_tool
+    return make_countdown_tool(seed=seed)
+
+
 TASKS.update({"countdown_steps": _countdown_steps,                 # steps, then the answer: stepwise.py
+              "countdown_tool": _countdown_tool,                   # a calculator tool: tools.py
               "gsm8k": _gsm8k, "math500": _math500})              # real data: minirl/math_data.py
 CHAT_TASKS = ("gsm8k", "math500")
 """Tasks whose prompts are written with the policy's chat template (they need its tokenizer)."""

@@ -35,6 +35,7 @@ from .methods import BatchContext, LossExtras, get_method
 from .models import load_policy
 from .rollout import Rollout, concat_rollouts, gather_log_prob, policy_forward, sample, score
 from .tasks import Task, get_task
+from .tools import sample_with_tool
 
 METRICS_SCHEMA = 1
 TIME_KEYS = ("tokens_per_s", "step_s", "wall_s")
@@ -150,8 +151,7 @@ class Trainer:
         kept, dropped = [], []                 # (rollout of one round, its rewards, group index)
         for r in range(rounds):
             examples = pool[r * c.prompts_per_step:(r + 1) * c.prompts_per_step]
-            rollout = sample(self.model, self.tokenizer, [e.prompt for e in examples], c.group_size,
-                             c.temperature, c.top_p, self.task.max_new_tokens)
+            rollout = self._sample([e.prompt for e in examples], c.group_size, c.temperature)
             self._count_sampled(rollout)
             rewards = self._rewards(rollout, examples)
             if not c.dynamic_sampling:
@@ -166,6 +166,16 @@ class Trainer:
         parts = [ro.select(torch.arange(g * G, (g + 1) * G)) for ro, _, g, _ in chosen]
         rewards = torch.cat([rw[g * G:(g + 1) * G] for _, rw, g, _ in chosen])
         return concat_rollouts(parts, self.tokenizer.pad_token_id), rewards, r + 1, [e for *_, e in chosen]
+
+    def _sample(self, prompts: list[str], n: int, temperature: float, prefix_ids=None) -> Rollout:
+        """n completions of each prompt; a task with a tool answers its calls (tools.py), except
+        when continuing given prefixes, which run without it."""
+        c = self.config
+        if "tool" in self.task.info and prefix_ids is None:
+            return sample_with_tool(self.model, self.tokenizer, prompts, n, temperature, c.top_p,
+                                    self.task.max_new_tokens, self.task.info["tool"], chunk_rows=c.micro_batch_size)
+        return sample(self.model, self.tokenizer, prompts, n, temperature, c.top_p, self.task.max_new_tokens,
+                      prefix_ids=prefix_ids, chunk_rows=c.micro_batch_size)
 
     def _count_sampled(self, rollout: Rollout) -> None:
         """Add the rollout's generated tokens (given prefixes excluded) to the step's count."""
@@ -185,8 +195,7 @@ class Trainer:
         .continue_rows), with log-probs and entropies at the training temperature."""
         c = self.config
         temperature = c.temperature if temperature is None else temperature
-        rollout = sample(self.model, self.tokenizer, [e.prompt for e in chosen], n or c.group_size, temperature,
-                         c.top_p, self.task.max_new_tokens, prefix_ids=prefix_ids, chunk_rows=c.micro_batch_size)
+        rollout = self._sample([e.prompt for e in chosen], n or c.group_size, temperature, prefix_ids)
         self._count_sampled(rollout)
         if temperature != c.temperature:
             rollout = self._rescore(rollout)

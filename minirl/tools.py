@@ -1,0 +1,103 @@
+"""A toy tool: the policy may call a calculator, whose answer is written in before it goes on.
+
+    prompt      3,5,7>22:
+    completion  [3*5]=15;[15+7]=22;#22
+                └call┘└obs┘└call─┘└obs┘
+
+The policy writes a call `[a op b]`; generation stops at `]`; the calculator appends its answer
+`=c;` (observation tokens) and the policy continues from there, up to `max_calls` times. The
+observation tokens are part of the response the policy reads, but not of what it is trained on:
+their `response_mask` is 0, so they carry no loss, no entropy and no covariance, as tool outputs
+in agentic RL. Rewards read the whole text. This is the structure agentic methods act on (branching
+after a tool call, tool-call rewards); `countdown_tool` is `countdown_steps` with the arithmetic
+done by the tool.
+
+The calculator parses the call with a regular expression and does integer arithmetic: model
+text is never executed. A call it cannot read, or a negative difference, answers `=?;`.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .rollout import Rollout, sample, score
+from .stepwise import ANSWER, apply, make_countdown_steps, steps_answer, steps_reward
+from .tasks import Example, Task
+
+CALL = re.compile(r"\[(\d{1,6})([+\-*])(\d{1,6})\]$")
+CALL_END = "]"
+
+
+def calculator(text: str) -> str:
+    """The observation for a response that ends in a call `[a op b]`: `=c;`, or `=?;`."""
+    match = CALL.search(text[-20:]) if isinstance(text, str) else None
+    value = apply(int(match[1]), match[2], int(match[3])) if match else None
+    return f"={value};" if value is not None else "=?;"
+
+
+def to_steps(completion: str) -> str:
+    """`[3*5]=15;…` → `3*5=15;…`: the chain with the brackets of its calls removed."""
+    return completion.replace("[", "").replace("]", "")
+
+
+@torch.no_grad()
+def sample_with_tool(model, tokenizer, prompts: list[str], group_size: int, temperature: float, top_p: float,
+                     max_new_tokens: int, tool=calculator, max_calls: int = 4,
+                     chunk_rows: int | None = None) -> Rollout:
+    """Like `rollout.sample`, but each row may call `tool`: generation stops at `]`, the tool's
+    answer is appended with mask 0, and the row continues, until EOS, `max_calls` calls or
+    `max_new_tokens` response tokens. Log-probs and entropies come from one scoring pass."""
+    rows = [p for p in prompts for _ in range(group_size)]
+    end = tokenizer.convert_tokens_to_ids(CALL_END)
+    responses, policy_made = [[] for _ in rows], [[] for _ in rows]
+    active = list(range(len(rows)))
+    for _ in range(max_calls + 1):
+        if not active:
+            break
+        part = sample(model, tokenizer, [rows[i] for i in active], 1, temperature, top_p, max_new_tokens,
+                      prefix_ids=[responses[i] for i in active], chunk_rows=chunk_rows, stop_ids=[end])
+        still = []
+        for j, i in enumerate(active):
+            new = part.response_ids[j, int(part.prefix_len[j]):int(part.response_mask[j].sum())].tolist()
+            responses[i] += new
+            policy_made[i] += [1.0] * len(new)
+            if new and new[-1] == end:
+                observation = tokenizer(tool(tokenizer.decode(responses[i])), add_special_tokens=False)["input_ids"]
+                if len(responses[i]) + len(observation) < max_new_tokens:
+                    responses[i] += observation
+                    policy_made[i] += [0.0] * len(observation)
+                    still.append(i)
+        active = still
+    responses = [r[:max_new_tokens] for r in responses]
+    T = max(len(r) for r in responses)
+    device = model.device
+    ids = torch.full((len(rows), T), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), T)
+    for i, (r, m) in enumerate(zip(responses, policy_made)):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = torch.tensor(m[:len(r)])
+    ids, mask = ids.to(device), mask.to(device)
+    prompt = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
+    prompt_ids, prompt_mask = prompt["input_ids"].to(device), prompt["attention_mask"].to(device)
+    old_log_prob, entropy = score(model, prompt_ids, prompt_mask, ids, mask, max(temperature, 1e-6), chunk_rows)
+    completions = tokenizer.batch_decode([[t for t in r if t != tokenizer.eos_token_id] for r in responses])
+    return Rollout(prompt_ids, prompt_mask, ids, mask, old_log_prob, entropy, completions,
+                   torch.zeros(len(rows), dtype=torch.long))
+
+
+def tool_reward(completion: str, example: Example) -> float:
+    """`countdown_steps`'s reward on the chain the calls and the calculator wrote."""
+    return steps_reward(to_steps(completion), example)
+
+
+def make_countdown_tool(seed: int = 0, **kwargs) -> Task:
+    """`a,b,c>t:` → `[a op b]=c;` calls answered by the calculator, then `#t` (see the module doc)."""
+    steps = make_countdown_steps(seed=seed, **kwargs)
+
+    def with_calls(ex):
+        return [re.sub(r"(\d+[+\-*]\d+)=", r"[\1]=", chain) for chain in steps.sft_targets(ex)]
+    return Task(name="countdown_tool", train=steps.train, eval=steps.eval, reward=tool_reward,
+                max_new_tokens=steps.max_new_tokens + 2 * (len(steps.train[0].answer[0]) - 1),
+                sft_targets=with_calls, answer_of=lambda text, ex: steps_answer(to_steps(text), ex),
+                info={"tool": calculator, "answer_mark": ANSWER})

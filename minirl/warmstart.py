@@ -37,8 +37,9 @@ class WarmStartConfig:
 # Measured on 2 CPU cores: these leave countdown at ~30% pass@1 and ~85% pass@8.
 PROFILE_WARMSTART = {"smoke": dict(steps=600, lr=3e-3), "cpu": dict(steps=600, lr=1e-3)}
 # Chains of equations are longer and harder to learn: 600 steps leave countdown_steps (smoke) at
-# 8% pass@1; 1500 at 29% pass@1 and 80% pass@8 (cpu size: 40% and 89%; measured).
-TASK_WARMSTART = {"countdown_steps": dict(steps=1500), "countdown_tool": dict(steps=1500)}
+# 8% pass@1; 1500 at 29% pass@1 and 80% pass@8 (cpu size: 40% and 89%; measured). With the
+# calculator doing the arithmetic (countdown_tool), 600 steps already give 46% and 96% (smoke).
+TASK_WARMSTART = {"countdown_steps": dict(steps=1500)}
 
 
 def default_path(task: str, profile: str) -> Path:

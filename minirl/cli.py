@@ -195,7 +195,8 @@ def _load_runs(folders: list[str]) -> dict[str, list[dict]]:
     for folder in folders:
         if not (Path(folder) / "metrics.jsonl").exists():
             raise UsageError(f"{folder} is not a run folder (no metrics.jsonl)")
-        runs[run_label(folder)] = _read_all(folder)
+        label = run_label(folder)
+        runs[label if label not in runs else f"{label} [{folder}]"] = _read_all(folder)   # never merge two runs
     return runs
 
 
@@ -206,4 +207,15 @@ def run_label(folder) -> str:
         return Path(folder).name
     config = json.loads(path.read_text())
     settings = "".join(f" {k}={v}" for k, v in config.get("method_settings", {}).items())
-    return f"{config['method']}{settings} (seed {config['seed']})"
+    try:                    # run settings that differ from the profile's and the method's defaults
+        defaults = make_config(config["profile"], method=config["method"]).to_dict()
+    except (KeyError, ValueError):
+        defaults = {}
+    changed = "".join(f" {k}={v}" for k, v in config.items()
+                      if k not in LABEL_OMITS and k in defaults and defaults[k] != v)
+    return f"{config['method']}{settings}{changed} (seed {config['seed']})"
+
+
+# Left out of run labels: the seed has its own place; the others do not change what is compared.
+LABEL_OMITS = ("schema", "method", "method_settings", "seed", "steps", "init", "profile", "eval_every",
+               "checkpoint_every")

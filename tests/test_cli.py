@@ -46,7 +46,7 @@ def test_train_compare_plot(tmp_path, capsys):
     argv = ["train", "--profile", "smoke", "--steps", "2", "--out", str(run), "--quiet",
             "--set", "eval_every=2", "--set", "eval_prompts=8", "--set", "clip_ratio_high=0.28"]
     assert main(argv) == 0
-    assert "| grpo clip_ratio_high=0.28 (seed 0) |" in capsys.readouterr().out
+    assert "| grpo clip_ratio_high=0.28 eval_prompts=8 (seed 0) |" in capsys.readouterr().out   # run settings named too
     assert main(argv) == 2                                    # the folder holds a run now
     assert "pass --resume" in capsys.readouterr().err
     assert main(["compare", str(run)]) == 0
@@ -56,3 +56,23 @@ def test_train_compare_plot(tmp_path, capsys):
     import json
     config = json.loads((run / "config.json").read_text())
     assert config["method_settings"] == {"clip_ratio_high": "0.28"} and config["eval_every"] == 2
+
+
+def test_run_labels_name_changed_run_settings_and_never_merge_runs(tmp_path):
+    """Runs that differ in a TrainConfig field (not just the method's settings) get different
+    labels, and two folders with the same label are both kept."""
+    import json
+
+    from minirl.cli import _load_runs, run_label
+    from minirl.config import make_config
+
+    for name, config in (("a", make_config("smoke", method="grpo")),
+                         ("b", make_config("smoke", method="grpo", group_size=16)),
+                         ("c", make_config("smoke", method="grpo"))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config.to_dict()))
+        (tmp_path / name / "metrics.jsonl").write_text(json.dumps({"step": 0}) + "\n")
+    assert run_label(tmp_path / "a") == "grpo (seed 0)"
+    assert run_label(tmp_path / "b") == "grpo group_size=16 (seed 0)"
+    runs = _load_runs([str(tmp_path / n) for n in "abc"])
+    assert len(runs) == 3 and f"grpo (seed 0) [{tmp_path / 'c'}]" in runs

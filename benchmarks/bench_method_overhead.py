@@ -24,6 +24,7 @@ import time
 
 import torch
 
+from minirl.compare import BATCH_LEVEL_VARIANTS
 from minirl.config import make_config
 from minirl.core import group_advantages
 from minirl.methods import METHODS
@@ -50,6 +51,8 @@ def main() -> None:
     adv_tok = adv[:, None] * rollout.response_mask
     trainers = {}
     for name, method in METHODS.items():
+        if method.transform_batch is not None:       # batch-level methods: timed as whole steps below
+            continue
         config = make_config(args.profile, method=name, eval_every=10**9, dynamic_sampling=False)
         trainers[name] = Trainer(config, model=copy.deepcopy(base.model), tokenizer=base.tokenizer)
     ref = {name: (t._ref_log_prob(rollout) if t.ref_model is not None else None) for name, t in trainers.items()}
@@ -77,13 +80,15 @@ def main() -> None:
     whole_steps(args)
 
 
-# Methods whose cost is in sampling: (label, method, method settings, TrainConfig overrides)
+# Methods whose cost is in sampling or in a batch step: (label, method, method settings, TrainConfig
+# overrides); the batch-level ones at notebook 04's settings (compare.BATCH_LEVEL_VARIANTS).
 SAMPLING_VARIANTS = [
     ("grpo", "grpo", {}, {}),
     ("dapo (dynamic sampling)", "dapo", {}, {}),
     ("aepo (official: a quarter of the prompts)", "aepo", {}, {}),
     ("aepo (notebook 03: every prompt)", "aepo", {"prompt_fraction": "1"}, {}),
-]
+] + [(label, method, settings, own[0] if own else {})
+     for label, (method, settings, *own) in BATCH_LEVEL_VARIANTS.items() if label != "grpo"]
 
 
 def whole_steps(args) -> None:

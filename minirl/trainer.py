@@ -174,8 +174,11 @@ class Trainer:
         if "tool" in self.task.info and prefix_ids is None:
             return sample_with_tool(self.model, self.tokenizer, prompts, n, temperature, c.top_p,
                                     self.task.max_new_tokens, self.task.info["tool"], chunk_rows=c.micro_batch_size)
-        return sample(self.model, self.tokenizer, prompts, n, temperature, c.top_p, self.task.max_new_tokens,
-                      prefix_ids=prefix_ids, chunk_rows=c.micro_batch_size)
+        limit = self.task.max_new_tokens
+        new = limit - min(len(p) for p in prefix_ids) if prefix_ids else limit     # a branch stays within
+        rollout = sample(self.model, self.tokenizer, prompts, n, temperature, c.top_p, max(new, 1),
+                         prefix_ids=prefix_ids, chunk_rows=c.micro_batch_size)
+        return _truncate(rollout, limit, self.tokenizer) if rollout.response_ids.shape[1] > limit else rollout
 
     def _count_sampled(self, rollout: Rollout) -> None:
         """Add the rollout's generated tokens (given prefixes excluded) to the step's count."""
@@ -355,6 +358,17 @@ class Trainer:
         kept = [line for line in lines if json.loads(line)["step"] <= self.step]
         (self.out / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))
         return self.step
+
+
+def _truncate(rollout: Rollout, T: int, tokenizer) -> Rollout:
+    """The rollout with every response cut to its first T tokens (a branch with a long prefix)."""
+    ids = rollout.response_ids[:, :T]
+    mask = rollout.response_mask[:, :T]
+    texts = [[t for t, m in zip(row.tolist(), keep.tolist()) if m and t != tokenizer.eos_token_id]
+             for row, keep in zip(ids, mask)]
+    return dataclasses.replace(rollout, response_ids=ids, response_mask=mask, old_log_prob=rollout.old_log_prob[:, :T],
+                               entropy=rollout.entropy[:, :T], completions=tokenizer.batch_decode(texts),
+                               prefix_len=rollout.prefix_len.clamp(max=T))
 
 
 def _load_policy(config: TrainConfig):

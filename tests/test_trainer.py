@@ -197,3 +197,16 @@ def test_tokens_sampled_counts_every_generated_token():
         assert dynamic["tokens_sampled"] > round(dynamic["response_len"] * 8 * 8)
     aepo = Trainer(smoke(method="aepo", method_settings={"prompt_fraction": "1"})).train_step()
     assert aepo["tokens_sampled"] > round(aepo["response_len"] * 8 * 8) * 1.5       # a second pass over all prompts
+
+
+def test_continuations_stay_within_the_task_length():
+    """A branch continued from a long prefix is cut at the task's max_new_tokens, prefix included."""
+    trainer = Trainer(smoke())
+    limit = trainer.task.max_new_tokens
+    examples = trainer.task.train[:2]
+    long_prefix = trainer.tokenizer("1+2+3", add_special_tokens=False)["input_ids"]
+    rollout, rewards = trainer._sample_more(examples, None, 2, [long_prefix, long_prefix, [], []])
+    assert rollout.response_ids.shape[1] <= limit
+    assert all(len(text) <= limit for text in rollout.completions)
+    assert rollout.completions[0].startswith("1+2+3")
+    assert rewards.tolist() == [trainer.task.reward(t, examples[i // 2]) for i, t in enumerate(rollout.completions)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from .diagnostics import pass_at_k
-from .rollout import sample
 from .tasks import Task
+from .tools import sample_for_task
 
 
 @torch.no_grad()
@@ -26,14 +26,8 @@ def evaluate(model, tokenizer, task: Task, n_samples: int = 16, k: int = 8, temp
         torch.manual_seed(seed)
         for start in range(0, len(examples), batch_prompts):
             chunk = examples[start:start + batch_prompts]
-            prompts = [e.prompt for e in chunk]
-            if "tool" in task.info:                   # the task's tool answers calls (tools.py)
-                from .tools import sample_with_tool
-                rollout = sample_with_tool(model, tokenizer, prompts, n_samples, temperature, top_p,
-                                           task.max_new_tokens, task.info["tool"])
-            else:
-                rollout = sample(model, tokenizer, prompts, group_size=n_samples, temperature=temperature,
-                                 top_p=top_p, max_new_tokens=task.max_new_tokens)
+            rollout = sample_for_task(model, tokenizer, task, [e.prompt for e in chunk], n_samples,
+                                      temperature, top_p)
             for j, example in enumerate(chunk):
                 texts = rollout.completions[j * n_samples:(j + 1) * n_samples]
                 correct = sum(task.reward(t, example) >= 1.0 for t in texts)

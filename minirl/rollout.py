@@ -135,13 +135,8 @@ def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperatur
     new_tokens = out.sequences[:, inputs["input_ids"].shape[1]:]                     # (B, T_new)
     stops = {tokenizer.eos_token_id, *(stop_ids or [])}
     response_ids = [list(p) + _until_stop(t.tolist(), stops) for p, t in zip(prefixes, new_tokens)]
-    T = max(len(r) for r in response_ids)
-    ids = torch.full((len(rows), T), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), T)
-    for i, r in enumerate(response_ids):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, :len(r)] = 1.0
-    ids, mask = ids.to(device), mask.to(device)
+    ids, mask = pad_responses(response_ids, tokenizer.pad_token_id, device)
+    T = ids.shape[1]
     if prefix_ids is None:
         step_log_prob, step_entropy = stats.finish(new_tokens[:, -1])                # (B, T_new)
         old_log_prob, entropy = step_log_prob[:, :T] * mask, step_entropy[:, :T] * mask
@@ -151,6 +146,17 @@ def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperatur
     completions = tokenizer.batch_decode([[t for t in r if t != tokenizer.eos_token_id] for r in response_ids])
     return Rollout(prompt["input_ids"], prompt["attention_mask"], ids, mask, old_log_prob, entropy,
                    completions, torch.tensor([len(p) for p in prefixes]))
+
+
+def pad_responses(responses: list[list[int]], pad_id: int, device, masks: list[list[float]] | None = None):
+    """Right-padded (B, T) token ids and response mask (1 on every token, or the given `masks`)."""
+    T = max(len(r) for r in responses)
+    ids = torch.full((len(responses), T), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(responses), T)
+    for i, r in enumerate(responses):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = 1.0 if masks is None else torch.tensor(masks[i][:len(r)])
+    return ids.to(device), mask.to(device)
 
 
 def _until_stop(tokens: list[int], stops: set[int]) -> list[int]:

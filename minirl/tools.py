@@ -21,7 +21,7 @@ import re
 
 import torch
 
-from .rollout import Rollout, sample, score
+from .rollout import Rollout, pad_responses, sample, score
 from .stepwise import ANSWER, apply, make_countdown_steps, steps_answer, steps_reward
 from .tasks import Example, Task
 
@@ -70,20 +70,27 @@ def sample_with_tool(model, tokenizer, prompts: list[str], group_size: int, temp
                     still.append(i)
         active = still
     responses = [r[:max_new_tokens] for r in responses]
-    T = max(len(r) for r in responses)
     device = model.device
-    ids = torch.full((len(rows), T), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), T)
-    for i, (r, m) in enumerate(zip(responses, policy_made)):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, :len(r)] = torch.tensor(m[:len(r)])
-    ids, mask = ids.to(device), mask.to(device)
+    ids, mask = pad_responses(responses, tokenizer.pad_token_id, device, policy_made)
     prompt = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
     prompt_ids, prompt_mask = prompt["input_ids"].to(device), prompt["attention_mask"].to(device)
     old_log_prob, entropy = score(model, prompt_ids, prompt_mask, ids, mask, max(temperature, 1e-6), chunk_rows)
     completions = tokenizer.batch_decode([[t for t in r if t != tokenizer.eos_token_id] for r in responses])
     return Rollout(prompt_ids, prompt_mask, ids, mask, old_log_prob, entropy, completions,
                    torch.zeros(len(rows), dtype=torch.long))
+
+
+def sample_for_task(model, tokenizer, task: Task, prompts: list[str], n: int, temperature: float, top_p: float,
+                    prefix_ids: list[list[int]] | None = None, chunk_rows: int | None = None,
+                    max_new_tokens: int | None = None) -> Rollout:
+    """n completions of each prompt for `task`: through its tool when it has one (`info["tool"]`),
+    except when continuing given prefixes, which run without it (`rollout.sample`)."""
+    max_new_tokens = max_new_tokens or task.max_new_tokens
+    if "tool" in task.info and prefix_ids is None:
+        return sample_with_tool(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens,
+                                task.info["tool"], chunk_rows=chunk_rows)
+    return sample(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens, prefix_ids=prefix_ids,
+                  chunk_rows=chunk_rows)
 
 
 def tool_reward(completion: str, example: Example) -> float:

@@ -33,9 +33,9 @@ from .evaluation import evaluate
 from .hf import adapter_state, is_lora, load_adapter_state, load_hf_policy, reference_policy
 from .methods import BatchContext, LossExtras, get_method
 from .models import load_policy
-from .rollout import Rollout, concat_rollouts, gather_log_prob, policy_forward, sample, score
+from .rollout import Rollout, concat_rollouts, gather_log_prob, policy_forward, score
 from .tasks import Task, get_task
-from .tools import sample_with_tool
+from .tools import sample_for_task
 
 METRICS_SCHEMA = 1
 TIME_KEYS = ("tokens_per_s", "step_s", "wall_s")
@@ -171,13 +171,10 @@ class Trainer:
         """n completions of each prompt; a task with a tool answers its calls (tools.py), except
         when continuing given prefixes, which run without it."""
         c = self.config
-        if "tool" in self.task.info and prefix_ids is None:
-            return sample_with_tool(self.model, self.tokenizer, prompts, n, temperature, c.top_p,
-                                    self.task.max_new_tokens, self.task.info["tool"], chunk_rows=c.micro_batch_size)
         limit = self.task.max_new_tokens
         new = limit - min(len(p) for p in prefix_ids) if prefix_ids else limit     # a branch stays within
-        rollout = sample(self.model, self.tokenizer, prompts, n, temperature, c.top_p, max(new, 1),
-                         prefix_ids=prefix_ids, chunk_rows=c.micro_batch_size)
+        rollout = sample_for_task(self.model, self.tokenizer, self.task, prompts, n, temperature, c.top_p,
+                                  prefix_ids, c.micro_batch_size, max(new, 1))
         return _truncate(rollout, limit, self.tokenizer) if rollout.response_ids.shape[1] > limit else rollout
 
     def _count_sampled(self, rollout: Rollout) -> None:

@@ -42,6 +42,49 @@ def to_steps(completion: str) -> str:
 
 
 @torch.no_grad()
+def tool_round(model, tokenizer, prompts: list[str], responses: list[list[int]], policy_made: list[list[float]],
+               temperature: float, top_p: float, max_new_tokens: int, tool=calculator,
+               chunk_rows: int | None = None) -> list[tuple[list[float], bool]]:
+    """One turn of every row (its prompt, its response so far): sample up to the end of a call `]`
+    or EOS; after a call, append the tool's observation (mask 0). `responses` and `policy_made`
+    grow in place. Returns per row the entropies (nats, full vocabulary, at `temperature`) of the
+    tokens it sampled this turn, and whether it goes on (it called the tool and has room left)."""
+    end = tokenizer.convert_tokens_to_ids(CALL_END)
+    room = max_new_tokens - min(len(r) for r in responses)
+    part = sample(model, tokenizer, prompts, 1, temperature, top_p, max(room, 1), prefix_ids=responses,
+                  chunk_rows=chunk_rows, stop_ids=[end])
+    out = []
+    for j, response in enumerate(responses):
+        start, stop = int(part.prefix_len[j]), int(part.response_mask[j].sum())
+        new = part.response_ids[j, start:stop].tolist()
+        response += new
+        policy_made[j] += [1.0] * len(new)
+        goes_on = False
+        if new and new[-1] == end:
+            observation = tokenizer(tool(tokenizer.decode(response)), add_special_tokens=False)["input_ids"]
+            if len(response) + len(observation) < max_new_tokens:
+                response += observation
+                policy_made[j] += [0.0] * len(observation)
+                goes_on = True
+        out.append((part.entropy[j, start:stop].tolist(), goes_on))
+    return out
+
+
+def tool_rollout(model, tokenizer, prompts: list[str], responses: list[list[int]], policy_made: list[list[float]],
+                 temperature: float, chunk_rows: int | None = None) -> Rollout:
+    """The finished rows as a Rollout: right-padded, tool tokens masked out, log-probs and entropies
+    of π_old at `temperature` from one scoring pass."""
+    device = model.device
+    ids, mask = pad_responses(responses, tokenizer.pad_token_id, device, policy_made)
+    prompt = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    prompt_ids, prompt_mask = prompt["input_ids"].to(device), prompt["attention_mask"].to(device)
+    old_log_prob, entropy = score(model, prompt_ids, prompt_mask, ids, mask, max(temperature, 1e-6), chunk_rows)
+    completions = tokenizer.batch_decode([[t for t in r if t != tokenizer.eos_token_id] for r in responses])
+    return Rollout(prompt_ids, prompt_mask, ids, mask, old_log_prob, entropy, completions,
+                   torch.zeros(len(prompts), dtype=torch.long))
+
+
+@torch.no_grad()
 def sample_with_tool(model, tokenizer, prompts: list[str], group_size: int, temperature: float, top_p: float,
                      max_new_tokens: int, tool=calculator, max_calls: int = 4,
                      chunk_rows: int | None = None) -> Rollout:
@@ -49,35 +92,16 @@ def sample_with_tool(model, tokenizer, prompts: list[str], group_size: int, temp
     answer is appended with mask 0, and the row continues, until EOS, `max_calls` calls or
     `max_new_tokens` response tokens. Log-probs and entropies come from one scoring pass."""
     rows = [p for p in prompts for _ in range(group_size)]
-    end = tokenizer.convert_tokens_to_ids(CALL_END)
     responses, policy_made = [[] for _ in rows], [[] for _ in rows]
     active = list(range(len(rows)))
     for _ in range(max_calls + 1):
         if not active:
             break
-        part = sample(model, tokenizer, [rows[i] for i in active], 1, temperature, top_p, max_new_tokens,
-                      prefix_ids=[responses[i] for i in active], chunk_rows=chunk_rows, stop_ids=[end])
-        still = []
-        for j, i in enumerate(active):
-            new = part.response_ids[j, int(part.prefix_len[j]):int(part.response_mask[j].sum())].tolist()
-            responses[i] += new
-            policy_made[i] += [1.0] * len(new)
-            if new and new[-1] == end:
-                observation = tokenizer(tool(tokenizer.decode(responses[i])), add_special_tokens=False)["input_ids"]
-                if len(responses[i]) + len(observation) < max_new_tokens:
-                    responses[i] += observation
-                    policy_made[i] += [0.0] * len(observation)
-                    still.append(i)
-        active = still
+        turns = tool_round(model, tokenizer, [rows[i] for i in active], [responses[i] for i in active],
+                           [policy_made[i] for i in active], temperature, top_p, max_new_tokens, tool, chunk_rows)
+        active = [i for i, (_, goes_on) in zip(active, turns) if goes_on]
     responses = [r[:max_new_tokens] for r in responses]
-    device = model.device
-    ids, mask = pad_responses(responses, tokenizer.pad_token_id, device, policy_made)
-    prompt = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
-    prompt_ids, prompt_mask = prompt["input_ids"].to(device), prompt["attention_mask"].to(device)
-    old_log_prob, entropy = score(model, prompt_ids, prompt_mask, ids, mask, max(temperature, 1e-6), chunk_rows)
-    completions = tokenizer.batch_decode([[t for t in r if t != tokenizer.eos_token_id] for r in responses])
-    return Rollout(prompt_ids, prompt_mask, ids, mask, old_log_prob, entropy, completions,
-                   torch.zeros(len(rows), dtype=torch.long))
+    return tool_rollout(model, tokenizer, rows, responses, policy_made, temperature, chunk_rows)
 
 
 def sample_for_task(model, tokenizer, task: Task, prompts: list[str], n: int, temperature: float, top_p: float,

@@ -31,7 +31,7 @@ from .core import (AGG_MODES, KL_ESTIMATORS, aggregate_loss, aggregation_count, 
 from .diagnostics import covariance_summary, token_entropy
 from .evaluation import evaluate
 from .hf import adapter_state, is_lora, load_adapter_state, load_hf_policy, reference_policy
-from .methods import BatchContext, LossExtras, get_method
+from .methods import BatchContext, LossExtras, SamplingContext, get_method
 from .models import load_policy
 from .rollout import Rollout, concat_rollouts, gather_log_prob, policy_forward, score
 from .tasks import Task, get_task
@@ -84,6 +84,7 @@ class Trainer:
         self.method_state = self.method.state_cls() if self.method.state_cls else None
         self.out = Path(out) if out else None
         self.step, self.wall_s, self.prev_entropy, self.tokens_sampled = 0, 0.0, None, 0
+        self.sampling_metrics: dict = {}
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict:
@@ -93,9 +94,10 @@ class Trainer:
         torch.manual_seed(_step_seed(c.seed, self.step))
         self.model.eval()
         self.tokens_sampled = 0                  # every token generated this step, whatever became of it
+        self.sampling_metrics = {}               # a method's own sampler reports here (sample_groups)
         rollout, rewards, gen_batches, examples = self._collect()
         adv, all_equal = group_advantages(rewards, c.group_size, c.scale_adv_by_std)
-        sampled, batch_metrics = rollout, {}     # rollout metrics describe the policy's own samples
+        sampled, batch_metrics = rollout, dict(self.sampling_metrics)   # rollout metrics: the policy's own samples
         if self.method.transform_batch is not None:
             context = BatchContext(
                 lambda groups, temperature: self._sample_more([examples[g] for g in groups], temperature),
@@ -151,8 +153,7 @@ class Trainer:
         kept, dropped = [], []                 # (rollout of one round, its rewards, group index)
         for r in range(rounds):
             examples = pool[r * c.prompts_per_step:(r + 1) * c.prompts_per_step]
-            rollout = self._sample([e.prompt for e in examples], c.group_size, c.temperature)
-            self._count_sampled(rollout)
+            rollout = self._sample_groups(examples)
             rewards = self._rewards(rollout, examples)
             if not c.dynamic_sampling:
                 return rollout, rewards, 1, examples
@@ -175,6 +176,22 @@ class Trainer:
         new = limit - min(len(p) for p in prefix_ids) if prefix_ids else limit     # a branch stays within
         rollout = sample_for_task(self.model, self.tokenizer, self.task, prompts, n, temperature, c.top_p,
                                   prefix_ids, c.micro_batch_size, max(new, 1))
+        return _truncate(rollout, limit, self.tokenizer) if rollout.response_ids.shape[1] > limit else rollout
+
+    def _sample_groups(self, examples: list) -> Rollout:
+        """G completions of each example's prompt: the trainer's sampler, or the method's own
+        (`sample_groups`, e.g. AEPO's entropy-balanced tree), whose metrics join the step's."""
+        c = self.config
+        if self.method.sample_groups is None:
+            rollout = self._sample([e.prompt for e in examples], c.group_size, c.temperature)
+            self._count_sampled(rollout)
+            return rollout
+        context = SamplingContext(self.model, self.tokenizer, self.task, c.group_size, c.temperature, c.top_p,
+                                  c.micro_batch_size, self.step, self.method_state)
+        rollout, tokens, metrics = self.method.sample_groups(examples, self.method_config, context)
+        self.tokens_sampled += tokens
+        self.sampling_metrics.update(metrics)
+        limit = self.task.max_new_tokens
         return _truncate(rollout, limit, self.tokenizer) if rollout.response_ids.shape[1] > limit else rollout
 
     def _count_sampled(self, rollout: Rollout) -> None:

@@ -7,12 +7,12 @@ import importlib
 import pkgutil
 
 from .registry import (METHODS, BatchContext, LossExtras, Method, MethodState, PolicyLossConfig,
-                       get_method, register_method)
+                       SamplingContext, get_method, register_method)
 
 importlib.import_module(f"{__name__}.grpo")          # the baseline comes first in listings
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _module not in ("registry", "grpo"):
         importlib.import_module(f"{__name__}.{_module}")
 
-__all__ = ["METHODS", "BatchContext", "LossExtras", "Method", "MethodState", "PolicyLossConfig", "get_method",
-           "register_method"]
+__all__ = ["METHODS", "BatchContext", "LossExtras", "Method", "MethodState", "PolicyLossConfig", "SamplingContext",
+           "get_method", "register_method"]

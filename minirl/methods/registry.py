@@ -25,6 +25,15 @@ gives a `transform_batch` function, called once per step between the advantages 
 methods that shape advantages token by token); `ctx` lets it sample more completions of the
 step's prompts, or continue rows of the batch from a prefix, without knowing how the trainer
 samples.
+
+A method that changes *how* the step's completions are sampled (branching trees, search) gives a
+`sample_groups` function instead, which replaces the trainer's sampler for training (evaluation
+keeps plain sampling, so pass@k still measures the policy):
+
+    sample_groups(examples, config, ctx: SamplingContext) -> (rollout, tokens_sampled, metrics)
+
+It returns G rows per example (group g = rows g·G … g·G+G−1) with `old_log_prob` and `entropy` of
+π_old at the training temperature, and the number of tokens it generated to get them.
 """
 from __future__ import annotations
 
@@ -123,6 +132,21 @@ class BatchContext:
 
 
 @dataclass
+class SamplingContext:
+    """What a `sample_groups` function may use: the policy and the run's sampling settings."""
+
+    model: object
+    tokenizer: object
+    task: object
+    group_size: int
+    temperature: float
+    top_p: float
+    chunk_rows: int | None = None
+    step: int = 0
+    state: "MethodState | None" = None
+
+
+@dataclass
 class Method:
     name: str
     policy_loss: Callable
@@ -136,6 +160,8 @@ class Method:
     off std scaling of advantages, DAPO turns on dynamic sampling)."""
     transform_batch: Callable | None = None
     """Optional batch-level step (see the module docstring); None for pure loss methods."""
+    sample_groups: Callable | None = None
+    """Optional sampler of the step's groups (see the module docstring); None: the trainer's own."""
 
     def make_config(self, overrides: dict[str, str] | None = None):
         """The method's config with `name=value` strings from the CLI applied (type-checked)."""
@@ -154,7 +180,8 @@ METHODS: dict[str, Method] = {}
 
 def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_mode: str = "token-mean",
                     needs: tuple[str, ...] = (), summary: str = "", state_cls: type | None = None,
-                    train_defaults: dict | None = None, transform_batch: Callable | None = None):
+                    train_defaults: dict | None = None, transform_batch: Callable | None = None,
+                    sample_groups: Callable | None = None):
     """Decorator: `@register_method("grpo", summary=...)` above a policy-loss function."""
     unknown = set(needs) - set(NEEDS)
     if unknown:
@@ -165,7 +192,7 @@ def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_
             raise ValueError(f"method {name!r} is registered twice")
         METHODS[name] = Method(name, fn, config_cls, default_agg_mode, tuple(needs),
                                summary or (fn.__doc__ or "").strip().splitlines()[0], state_cls,
-                               dict(train_defaults or {}), transform_batch)
+                               dict(train_defaults or {}), transform_batch, sample_groups)
         return fn
     return wrap
 

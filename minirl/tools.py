@@ -26,6 +26,7 @@ from .stepwise import ANSWER, apply, make_countdown_steps, steps_answer, steps_r
 from .tasks import Example, Task
 
 CALL = re.compile(r"\[(\d{1,6})([+\-*])(\d{1,6})\]$")
+CALLS = r"\[\d{1,6}[+\-*]\d{1,6}\]"                       # every well-formed call in a text (SPEAR counts them)
 CALL_END = "]"
 
 
@@ -131,4 +132,4 @@ def make_countdown_tool(seed: int = 0, **kwargs) -> Task:
     return Task(name="countdown_tool", train=steps.train, eval=steps.eval, reward=tool_reward,
                 max_new_tokens=steps.max_new_tokens + 2 * (len(steps.train[0].answer[0]) - 1),
                 sft_targets=with_calls, answer_of=lambda text, ex: steps_answer(to_steps(text), ex),
-                info={"tool": calculator, "answer_mark": ANSWER})
+                info={"tool": calculator, "tool_call_pattern": CALLS, "answer_mark": ANSWER})

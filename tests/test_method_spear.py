@@ -249,3 +249,17 @@ def test_resume_restores_the_buffer(tmp_path):
     for key in ("pg_loss", "entropy", "spear/replay_adv", "spear/replay_age", "spear/buffer_rows", "spear/baseline",
                 "spear/replay_ppo_kl"):
         assert resumed[-1][key] == pytest.approx(full[-1][key], rel=1e-5, abs=1e-7), key
+
+
+def test_tool_call_reward_counts_the_tool_tasks_own_calls():
+    from minirl.tasks import get_task
+
+    texts = ["[3*5]=15;[15+7]=22;#22", "3*5=15;#15", "[3*5]=15;#15", "[3*x]=?;#0"]
+    batch, R = rows([-1.0] * 4, texts), torch.tensor([1.0, 0.0, 0.0, 0.0])
+    A, _ = group_advantages(R, G, scale_by_std=False)
+    state, ctx = SPEARState(), context(SPEARState(), 0)
+    ctx.state, ctx.task = state, get_task("countdown_tool")
+    # calls 2, 0, 1, 0 (a malformed call is not one); w(0) = 1: bonus .2, 0, .1, 0
+    _, _, metrics = spear_batch(batch, R, A, SPEARConfig(), ctx)
+    assert metrics["toolcall_bonus"] == pytest.approx(0.3 / 4)
+    assert state.buffer[0][1].completions == ["[3*5]=15;[15+7]=22;#22"] and state.buffer[0][2].tolist() == pytest.approx([1.2])

@@ -57,8 +57,9 @@ Settings (`--set`; official script run_qwen2-32b_spear.sh | README (yaml); key =
     use_toolcall_reward           "cosine" ("none" | "constant" | "cosine"); max_toolcall_steps
                                   T_tool = 200 | 100
     tool_call_pattern             "" (OURS): a regex whose matches in a completion count its tool
-                                  calls. "" means the task has no tools: no bonus, and
-                                  `require_tool_call` (official True) admits every row.
+                                  calls. "": the task's own (`info["tool_call_pattern"]`, e.g.
+                                  countdown_tool's `[a op b]`); a task without tools gets no bonus,
+                                  and `require_tool_call` (official True) admits every row.
 Trainer defaults (Dr.BoT): scale_adv_by_std=False (`norm_adv_by_std_in_grpo`), loss_agg_mode
 seq-mean-token-sum-norm (verl's, ÷ L_max only), kl_coef 0. Not implemented: Dr.BoT's filters of
 overlong / incomplete / repetitive / unreadable responses and its group filter by reward std
@@ -219,10 +220,11 @@ def spear_batch(rollout, rewards, advantages, config: SPEARConfig, ctx: BatchCon
     """Tool bonus, then this step's replay (from earlier steps' buffer), then store this step."""
     step, state = ctx.step, ctx.state
     w = toolcall_weight(step, config.use_toolcall_reward, config.max_toolcall_steps)
-    n_calls = torch.tensor([len(re.findall(config.tool_call_pattern, text)) if config.tool_call_pattern else 0
+    pattern = config.tool_call_pattern or (ctx.task.info.get("tool_call_pattern", "") if ctx.task else "")
+    n_calls = torch.tensor([len(re.findall(pattern, text)) if pattern else 0
                             for text in rollout.completions], dtype=rewards.dtype, device=rewards.device)
     bonus = (0.1 * n_calls).clamp(max=1.0) * w
-    if config.tool_call_pattern:
+    if pattern:
         rewards = rewards + bonus
         advantages, _ = group_advantages(rewards, ctx.group_size, ctx.scale_adv_by_std)
     metrics = {"toolcall_bonus": bonus.mean().item()}
@@ -240,7 +242,7 @@ def spear_batch(rollout, rewards, advantages, config: SPEARConfig, ctx: BatchCon
         state.replay_keys = rows.old_log_prob.clone()     # for direct calls without extra.rows
         state.n_on_policy = len(rollout)                  # replayed rows follow the on-policy ones
         metrics.update(replay_adv=adv.mean().item(), replay_age=age.mean().item())
-    eligible = n_calls > 0 if config.tool_call_pattern and config.require_tool_call else torch.ones_like(bonus).bool()
+    eligible = n_calls > 0 if pattern and config.require_tool_call else torch.ones_like(bonus).bool()
     store(state, rollout, rewards, advantages, eligible, config, step, ctx.group_size)
     metrics.update(buffer_rows=float(sum(len(e[2]) for e in state.buffer)), buffer_ready=float(n_ready(state, config)),
                    baseline=baseline(state)[0], replay_rows=float(len(out) - len(rollout)), replay_weight=c)

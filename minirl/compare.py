@@ -120,3 +120,15 @@ STEPWISE_VARIANTS: dict[str, tuple] = {
     "empg": ("empg", {}, {"task": "countdown_steps"}),
     "pear": ("pear", {}, {"task": "countdown_steps"}),
 }
+# The agentic methods run on countdown_tool (a calculator call ends a turn), against grpo on the same
+# task: AEPO's whole method, its loss alone (what the rollout adds), the rollout without the
+# consecutive-branch penalty, and with the released scripts' fixed split; SPEAR with its tool-call reward.
+TOOL_VARIANTS: dict[str, tuple] = {
+    "grpo": ("grpo", {}, {"task": "countdown_tool"}),
+    "aepo_agentic_loss": ("aepo_agentic_loss", {}, {"task": "countdown_tool"}),
+    "aepo_agentic": ("aepo_agentic", {}, {"task": "countdown_tool"}),
+    "aepo_agentic no penalty": ("aepo_agentic", {"branch_penalty": "0"}, {"task": "countdown_tool"}),
+    "aepo_agentic fixed split": ("aepo_agentic", {"enable_dynamic_rollouts": "false"}, {"task": "countdown_tool"}),
+    "spear tool reward": ("spear", {"max_replay_loss_steps": "30", "max_toolcall_steps": "60",
+                                    "clip_cov_ratio": "0.02", "clip_cov_ub": "40"}, {"task": "countdown_tool"}),
+}

@@ -292,6 +292,29 @@ def aepo_controller_figure(rows: list[dict], target: float, label: str = "aepo")
     return fig
 
 
+def aepo_rollout_figure(runs: dict[str, dict[int, list[dict]]], smooth: int = 5) -> plt.Figure:
+    """Agentic AEPO's tree, step by step, for each variant (`runs[label][seed]` = rows): a prompt's
+    rows as global samples (solid) and as branches (dashed), and the share of its branches on its
+    most-branched global sample (means over seeds, smoothed over `smooth` steps)."""
+    fig, (ax, ax_share) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    for i, (label, by_seed) in enumerate(runs.items()):
+        colour = f"C{i}"
+        for key, ls, what in (("global_samples", "-", "global samples"), ("branches", "--", "branches")):
+            x, values = _mean_over_seeds(by_seed, f"aepo_agentic/{key}", smooth)
+            if len(x):
+                ax.plot(x, values.mean(axis=0), color=colour, ls=ls, label=f"{label}: {what}")
+        x, values = _mean_over_seeds(by_seed, "aepo_agentic/top_root_share", smooth)
+        if len(x):
+            ax_share.plot(x, values.mean(axis=0), color=colour, label=label)
+    ax.set(title=f"Rows of a prompt's group ({smooth}-step mean)", xlabel="training step", ylabel="rows per prompt")
+    ax_share.set(title="Branches on the most-branched global sample", xlabel="training step",
+                 ylabel="share of a prompt's branches", ylim=(0, 1.05))
+    for a in (ax, ax_share):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    return fig
+
+
 # ------------------------------------------------------------------ rollout interventions (notebook 04)
 def _token_text(tokenizer, token: int, width: int = 5) -> str:
     """A token as it is drawn in a cell: ⏎ for end of sequence, visible spaces, at most `width` characters."""

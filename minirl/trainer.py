@@ -281,7 +281,8 @@ class Trainer:
                                                 self.method_config, extra)
         if c.kl_coef > 0:
             kl = kl_penalty(log_prob, extra.ref_log_prob, c.kl_estimator)
-            loss = loss + c.kl_coef * aggregate_loss(kl, mask, self.agg_mode)
+            loss = loss + c.kl_coef * aggregate_loss(kl, mask, self.agg_mode,     # the method's L_const too
+                                                     getattr(self.method_config, "loss_scale_factor", None))
             metrics["kl_ref"] = masked_mean(kl, mask).item()
         return loss, metrics
 

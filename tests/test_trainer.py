@@ -210,3 +210,34 @@ def test_continuations_stay_within_the_task_length():
     assert all(len(text) <= limit for text in rollout.completions)
     assert rollout.completions[0].startswith("1+2+3")
     assert rewards.tolist() == [trainer.task.reward(t, examples[i // 2]) for i, t in enumerate(rollout.completions)]
+
+
+def test_kl_to_the_reference_is_aggregated_like_the_methods_loss():
+    """With seq-mean-token-sum-norm the β·KL term is divided by the same L_const as the policy loss
+    (the task's max_new_tokens), not by the padded length of the mini-batch."""
+    import torch
+
+    from minirl.core import kl_penalty, masked_mean
+
+    trainer = Trainer(smoke(method="dr_grpo", kl_coef=1.0))
+    with torch.no_grad():                                  # move the policy away from its frozen reference
+        for p in trainer.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    torch.manual_seed(0)
+    rollout, *_ = trainer._collect()
+    ref = trainer._ref_log_prob(rollout)
+    lengths = rollout.response_mask.sum(dim=1)
+    rows = (lengths < lengths.max()).nonzero().squeeze(-1)          # shorter than the longest: T < L_const
+    rollout, ref = rollout.select(rows), ref[rows]
+    rows = torch.arange(len(rollout))
+    zero_adv = torch.zeros_like(rollout.response_mask)    # the policy loss vanishes: only β·KL is left
+    loss, metrics = trainer._loss(rollout, rows, zero_adv, ref, {})
+    T = int(rollout.response_mask.nonzero()[:, 1].max()) + 1
+    from minirl.rollout import gather_log_prob, policy_forward
+    logits = policy_forward(trainer.model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids[:, :T], 1.0)
+    kl = kl_penalty(gather_log_prob(logits, rollout.response_ids[:, :T]), ref[:, :T], trainer.config.kl_estimator)
+    mask = rollout.response_mask[:, :T]
+    expected = (kl * mask).sum() / trainer.task.max_new_tokens
+    assert T < trainer.task.max_new_tokens                 # so the two divisors differ
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    assert metrics["kl_ref"] == pytest.approx(masked_mean(kl, mask).item(), rel=1e-4)

@@ -17,7 +17,10 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 BADGE = "https://colab.research.google.com/github/minirl-lab/minirl/blob/main/notebooks/{}"
 PROFILE_LINE = re.compile(r'^profile = os\.environ\.get\("MINIRL_PROFILE", "cpu"\)', re.M)
 INSTALL = '"minirl[gpu] @ git+https://github.com/minirl-lab/minirl"'
-TRAINING_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem != "01_entropy_covariance_theory"]
+# the notebooks that RL-train a policy and have a gpu branch for real Qwen models (05-07 train toy
+# models of their own on the CPU in every profile; 08 reads results)
+TRAINING_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem in ("00_quickstart", "02_entropy_collapse", "03_loss_interventions",
+                                                         "04_rollout_reward_interventions")]
 
 
 def _cells(path):

@@ -17,10 +17,10 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 BADGE = "https://colab.research.google.com/github/minirl-lab/minirl/blob/main/notebooks/{}"
 PROFILE_LINE = re.compile(r'^profile = os\.environ\.get\("MINIRL_PROFILE", "cpu"\)', re.M)
 INSTALL = '"minirl[gpu] @ git+https://github.com/minirl-lab/minirl"'
-# the notebooks that RL-train a policy and have a gpu branch for real Qwen models (05-07 train toy
+# the notebooks that RL-train a policy and have a gpu branch for real Qwen models (05 and 06 train toy
 # models of their own on the CPU in every profile; 08 reads results)
 TRAINING_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem in ("00_quickstart", "02_entropy_collapse", "03_loss_interventions",
-                                                         "04_rollout_reward_interventions")]
+                                                         "04_rollout_reward_interventions", "07_search_and_detection")]
 
 
 def _cells(path):
@@ -132,6 +132,7 @@ GPU_BRANCH_OUTPUT = {  # what each notebook prints only on its branch for real m
     "02_entropy_collapse": "forks (H ≥ 1 nat) marked",
     "03_loss_interventions": "clip_cov 0.2%        method=clip_cov",
     "04_rollout_reward_interventions": "method=cure         settings={'critical_min_chars': '2'}",
+    "07_search_and_detection": "hf backend: the second pass uses mode=",
 }
 MULTI_RUN_NOTEBOOKS = {"03_loss_interventions": 4, "04_rollout_reward_interventions": 4}  # runs of their gpu profile
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m minirl {train, methods, warmstart, plot, compare, demo}`.
+"""Command line: `python -m minirl {train, methods, warmstart, plot, compare, demo, reproduce, report}`.
 
 Bad names and values end in one line that names them and the valid choices, exit code 2.
 """
@@ -59,7 +59,26 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", type=int, default=200)
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--fresh-warmstart", action="store_true", help="remake the warm start instead of the shipped one")
+    _add_reproduce_parsers(sub)
     return p
+
+
+def _add_reproduce_parsers(sub) -> None:
+    r = sub.add_parser("reproduce", help="run a grid of notebook × method × seed with papermill, then the report")
+    r.add_argument("grid", nargs="?", help="a grid file (grids/*.yaml); the flags below replace its entries")
+    r.add_argument("--notebook", action="append", help="a course notebook that trains one run (00_quickstart)")
+    r.add_argument("--method", action="append", help="a method, at its official settings (repeat for more)")
+    r.add_argument("--seed", type=int, action="append", help="repeat for more seeds")
+    r.add_argument("--profile", action="append", help="smoke, cpu or gpu (repeat for more)")
+    r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a parameter of the notebook or a TrainConfig field, for every cell (--set steps=50)")
+    r.add_argument("--out", help="the results folder (default: the grid's `out`, else results/grid)")
+    r.add_argument("--workers", type=int, default=1, help="cells run at once (at most the cores)")
+    r.add_argument("--dry-run", action="store_true", help="list the cells and whether each is done; run nothing")
+    r.add_argument("--no-report", action="store_true", help="skip runs.csv and report.md at the end")
+    p = sub.add_parser("report", help="runs.csv, figures/ and report.md of a results folder")
+    p.add_argument("results", help="a folder written by `python -m minirl reproduce`")
+    p.add_argument("--copy-figures-to", help="also copy the figures here (e.g. docs/figures)")
 
 
 def main(argv=None) -> int:
@@ -163,8 +182,52 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from .reproduce import reproduce
+
+    outcome = reproduce(grid_from_args(args), out=args.out, workers=args.workers, dry_run=args.dry_run,
+                        report=not args.no_report)
+    if args.dry_run:
+        return 0
+    print(f"ran {len(outcome.ran)}, skipped {len(outcome.skipped)} done, {len(outcome.failed)} failed "
+          f"in {outcome.seconds:.0f} s")
+    for cell, error in outcome.failed.items():
+        print(f"FAILED {cell}: {error}", file=sys.stderr)
+    return 1 if outcome.failed else 0
+
+
+def grid_from_args(args) -> dict:
+    """The grid file's dict, with the entries that flags give replaced."""
+    import yaml
+
+    from .grid import load_grid
+
+    spec = load_grid(args.grid) if args.grid else {}
+    for flag, many, replaced in (("notebook", "notebooks", ("notebook",)), ("method", "methods", ("variants_from",)),
+                                 ("seed", "seeds", ("seed",)), ("profile", "profiles", ("profile",))):
+        if getattr(args, flag):
+            spec[many] = getattr(args, flag)
+            for key in replaced:
+                spec.pop(key, None)
+    for item in args.set:
+        if "=" not in item:
+            raise UsageError(f"--set {item!r} is not NAME=VALUE")
+        key, value = item.split("=", 1)
+        spec.setdefault("parameters", {})[key] = yaml.safe_load(value)
+    if not args.grid and not args.method:
+        raise UsageError("give a grid file (e.g. grids/smoke_two_methods.yaml) or at least one --method")
+    return spec
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    print(write_report(args.results, copy_figures_to=args.copy_figures_to))
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "methods": cmd_methods, "warmstart": cmd_warmstart, "plot": cmd_plot,
-            "compare": cmd_compare, "demo": cmd_demo}
+            "compare": cmd_compare, "demo": cmd_demo, "reproduce": cmd_reproduce, "report": cmd_report}
 
 
 # ---------------------------------------------------------------- helpers

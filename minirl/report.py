@@ -1,5 +1,11 @@
-"""First-versus-last summaries of runs, read from their metrics.jsonl."""
+"""Summaries and reports of runs, read from their metrics.jsonl only: first-versus-last tables of
+runs, and the report of a results folder (`python -m minirl report RESULTS`).
+"""
 from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
 
 from .plots import series
 
@@ -30,3 +36,103 @@ def summary_table(runs: dict[str, list[dict]]) -> str:
         lines.append(f"| {label} | {arrow('entropy')} | {arrow('pass_at_1')} | {arrow('pass_at_k')} | "
                      f"{s.get('step_s', float('nan')):.3f} |")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the report of a results folder
+def write_report(root, copy_figures_to=None) -> Path:
+    """RESULTS/runs.csv (and .parquet where pyarrow is installed), RESULTS/figures/*.png and
+    RESULTS/report.md: for each notebook and profile of the grid, the curves over seeds, the
+    comparison table and the entropy-reward law of every variant. Returns the report's path."""
+    from .results import collect, comparisons, failures, write_table
+
+    root = Path(root)
+    runs = collect(root)
+    tables = write_table(runs, root)
+    (root / "figures").mkdir(exist_ok=True)
+    cell_s = sum(json.loads((r.folder / "done.json").read_text())["seconds"] for r in runs)
+    lines = [f"# Results: {root.name}", "",
+             f"{len(runs)} runs of metrics schema {runs[0].cell['schema'] if runs else '—'}, {cell_s / 60:.1f} min of "
+             f"cells (the sum of each cell's wall time, kernel start included). One row per run and step: "
+             + ", ".join(f"[{p.name}]({p.name})" for p in tables) + f". Made by `python -m minirl report {root}`."]
+    for name, group in comparisons(runs).items():
+        lines += _comparison_section(root, name, group, runs)
+    failed = failures(root)
+    if failed:
+        lines += ["", "## Failed cells", "", *(f"* `{cell}`: {error}" for cell, error in failed.items())]
+    if copy_figures_to:
+        Path(copy_figures_to).mkdir(parents=True, exist_ok=True)
+        for png in (root / "figures").glob("*.png"):
+            shutil.copy(png, Path(copy_figures_to) / png.name)
+    (root / "report.md").write_text("\n".join(lines) + "\n")
+    return root / "report.md"
+
+
+def _comparison_section(root: Path, name: str, group: dict, runs) -> list[str]:
+    from .compare import _slug, comparison_table
+    from .figures import method_comparison_figure
+    from .results import run_config
+
+    folder = next(r.folder for r in runs if f"{r.cell['notebook']}, profile {r.cell['profile']}" == name)
+    config = run_config(folder) if (folder / "config.json").exists() else {}
+    k = config.get("eval_k")
+    curves = _save(method_comparison_figure(group, k=k), root / "figures" / f"{_slug(name)}_curves.png")
+    scatter_fig, fits = entropy_reward_figure(group)
+    scatter = _save(scatter_fig, root / "figures" / f"{_slug(name)}_entropy_reward.png")
+    seeds = sorted({seed for by_seed in group.values() for seed in by_seed})
+    sizes = (f"{config['steps']} steps of {config['prompts_per_step']} prompts × {config['group_size']} samples on "
+             f"{config['task']}, pass@{k} on {config['eval_prompts']} eval prompts × {config['eval_samples']} "
+             f"samples; " if config else "")
+    return ["", f"## {name}", "",
+            f"{len(group)} variants × seeds {', '.join(map(str, seeds))}; {sizes}entropy in nats per token.", "",
+            f"![entropy, pass@1 and pass@k over training]({curves.relative_to(root)})", "",
+            "Lines: the mean over seeds; bands: the min–max over seeds.", "",
+            comparison_table(group), "",
+            "Final and best pass@1 and final pass@k: mean ± std over seeds. Entropy kept: mean batch entropy "
+            "of the last 5 steps over the first 5. Wall s: the run's own training and evaluation time. Step "
+            "time vs grpo: median seconds per step over grpo's, on the same machine.", "",
+            f"![entropy against reward, with R = −a·exp(H) + b fitted per variant]({scatter.relative_to(root)})", "",
+            "| variant | a | b | R at H = 0 (b − a) | R² | steps fitted |", "|---|---|---|---|---|---|",
+            *(f"| {label} | {a:.3f} | {b:.3f} | {b - a:.3f} | {r2:.2f} | {n} |" for label, (a, b, r2, n) in fits.items()),
+            "", "Each point is one training step of one seed (batch entropy, batch reward); each curve is the "
+            "law R = −a·exp(H) + b fitted by least squares to all steps of that variant (Cui et al. 2025)."]
+
+
+def entropy_reward_figure(runs: dict[str, dict[int, list[dict]]]):
+    """Every training step of every run as a point (batch entropy, batch reward), coloured by
+    variant, and the law R = −a·exp(H) + b fitted to each variant's points. Returns the figure
+    and {label: (a, b, R², points)} for the variants with at least two points."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .diagnostics import entropy_law_r_squared, fit_entropy_law
+    from .figures import _method_style
+
+    fig, ax = plt.subplots(figsize=(9, 6), layout="constrained")
+    fits = {}
+    for i, (label, by_seed) in enumerate(runs.items()):
+        pairs = [(r["entropy"], r["reward"]) for rows in by_seed.values() for r in rows
+                 if r.get("entropy") is not None and r.get("reward") is not None]
+        if not pairs:
+            continue
+        H, R = np.array(pairs).T
+        colour = _method_style(i, label)["color"]
+        ax.scatter(H, R, s=6, alpha=0.25, color=colour)
+        if len(H) >= 2 and np.ptp(H) > 0:
+            a, b, _ = fit_entropy_law(H, R)
+            fits[label] = (a, b, entropy_law_r_squared(H, R, a, b), len(H))
+            grid = np.linspace(H.min(), H.max(), 50)
+            ax.plot(grid, -a * np.exp(grid) + b, color=colour, lw=2.5 if label == "grpo" else 1.3,
+                    label=f"{label}: a={a:.2f}, b={b:.2f}")
+    ax.set(title="Entropy against reward, every step of every run, with R = −a·exp(H) + b per variant",
+           xlabel="batch entropy H (nats / token)", ylabel="batch reward R (fraction correct)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncols=2, loc="best")
+    return fig, fits
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,221 @@
+"""A grid of runs: notebook × profile × variant (method and its settings) × seed, from a small
+YAML file or a dict, checked in full before anything runs.
+
+    notebook: 00_quickstart            # a notebook of notebooks/ that trains one run (or `notebooks:`)
+    profiles: [smoke]                  # or `profile: smoke`
+    seeds: [0, 1]
+    parameters: {steps: 6}             # every cell: the notebook's parameters or TrainConfig fields
+    methods:                           # label: a method name, or {method, settings, parameters}
+      grpo: grpo
+      clip_cov 2%: {method: clip_cov, settings: {clip_cov_ratio: "0.02"}}
+    variants_from: [TINY_SCALE_VARIANTS]   # variant lists of minirl.compare, as the course uses them
+    out: results/smoke_two_methods
+
+Every bad name (notebook, profile, method, method setting, parameter, grid key) is reported
+with the valid choices, before the first cell runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+GRID_KEYS = ("notebook", "notebooks", "profile", "profiles", "seed", "seeds", "parameters", "methods", "variants_from",
+             "out")
+# Set by the grid itself (its profiles, methods and seeds, and the cell's folder), never in `parameters`.
+CELL_PARAMETERS = ("profile", "method", "seed", "out", "method_settings", "train_settings")
+
+
+class GridError(ValueError):
+    """A grid that names something unknown; the message lists the valid choices."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a grid: the notebook executed with these parameters into its own folder."""
+
+    notebook: str                 # path of the .ipynb
+    profile: str
+    label: str                    # the variant's name in tables and figures, e.g. "clip_cov 2%"
+    method: str
+    seed: int
+    method_settings: dict = field(default_factory=dict)   # the method's own settings (strings)
+    notebook_parameters: dict = field(default_factory=dict)
+    train_settings: dict = field(default_factory=dict)    # TrainConfig fields
+
+    @property
+    def id(self) -> str:
+        """The cell's folder under the results folder; stable, so that a re-run finds it."""
+        from .compare import _slug
+
+        return f"{Path(self.notebook).stem}/{self.profile}/{_slug(self.label)}/seed{self.seed}"
+
+    def papermill_parameters(self, folder) -> dict:
+        params = {**self.notebook_parameters, "profile": self.profile, "method": self.method, "seed": self.seed,
+                  "out": str(folder)}
+        if self.method_settings:
+            params["method_settings"] = dict(self.method_settings)
+        if self.train_settings:
+            params["train_settings"] = dict(self.train_settings)
+        return params
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, **dataclasses.asdict(self), "notebook": Path(self.notebook).stem}
+
+
+def load_grid(path) -> dict:
+    """The grid file as a dict (YAML)."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise GridError(f"no grid file {path}; the shipped ones: "
+                        + ", ".join(str(p) for p in sorted((NOTEBOOK_DIR.parent / "grids").glob("*.yaml"))))
+    spec = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(spec, dict):
+        raise GridError(f"{path} must hold a mapping of {', '.join(GRID_KEYS)}")
+    return spec
+
+
+def expand(spec: dict) -> list[Cell]:
+    """Every cell of the grid, each checked: notebook, profile, method, settings and parameters."""
+    from .config import PROFILES
+
+    unknown = sorted(set(spec) - set(GRID_KEYS))
+    if unknown:
+        raise GridError(f"unknown grid key(s) {', '.join(map(repr, unknown))}; choose from: {', '.join(GRID_KEYS)}")
+    notebooks = [find_notebook(n) for n in _listed(spec, "notebooks", "notebook", "00_quickstart")]
+    profiles = _listed(spec, "profiles", "profile", "cpu")
+    for profile in profiles:
+        _choose("profile", profile, PROFILES)
+    seeds = _listed(spec, "seeds", "seed", [0])
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise GridError(f"seeds must be whole numbers (got {seeds})")
+    variants = grid_variants(spec)
+    cells = []
+    for notebook in notebooks:
+        accepted = notebook_parameters(notebook)
+        for profile, (label, (method, settings, own)), seed in itertools.product(profiles, variants.items(), seeds):
+            direct, train = split_parameters({**(spec.get("parameters") or {}), **own}, notebook, accepted, label)
+            cells.append(Cell(str(notebook), profile, label, method, seed, settings, direct, train))
+    for cell in {(c.profile, c.label): c for c in cells}.values():
+        check_variant(cell)
+    ids = [c.id for c in cells]
+    clashes = sorted({i for i in ids if ids.count(i) > 1})
+    if clashes:
+        raise GridError(f"two variants share a folder name: {', '.join(clashes)}; give them labels that differ "
+                        "in letters or digits")
+    return cells
+
+
+def grid_variants(spec: dict) -> dict[str, tuple[str, dict, dict]]:
+    """label → (method, method settings as strings, parameters), from `variants_from` then `methods`."""
+    from . import compare
+
+    lists = [name for name in dir(compare) if name.endswith("_VARIANTS")]
+    variants: dict[str, tuple] = {}
+    for name in spec.get("variants_from") or []:
+        _choose("variant list", name, lists)
+        for label, (method, settings, *own) in getattr(compare, name).items():
+            _add(variants, label, (method, dict(settings), dict(own[0]) if own else {}))
+    methods = spec.get("methods") or {}
+    for label, entry in (dict.fromkeys(methods) if isinstance(methods, list) else methods).items():
+        entry = entry or label
+        if isinstance(entry, str):
+            entry = {"method": entry}
+        extra = sorted(set(entry) - {"method", "settings", "parameters"})
+        if extra:
+            raise GridError(f"variant {label!r}: unknown key(s) {extra}; choose from: method, settings, parameters")
+        settings = {k: str(v) for k, v in (entry.get("settings") or {}).items()}
+        _add(variants, str(label), (entry.get("method", label), settings, dict(entry.get("parameters") or {})))
+    if not variants:
+        raise GridError("the grid names no methods: give `methods` or `variants_from` "
+                        f"(one of: {', '.join(lists)})")
+    return variants
+
+
+def check_variant(cell: Cell) -> None:
+    """The method exists, takes these settings, and the TrainConfig they make is valid."""
+    from .config import make_config
+    from .methods import get_method
+
+    where = f"variant {cell.label!r}: "
+    try:
+        get_method(cell.method).make_config(cell.method_settings)
+        make_config(cell.profile, method=cell.method, method_settings=cell.method_settings, **cell.train_settings)
+    except ValueError as err:
+        raise GridError(where + str(err)) from None
+
+
+def split_parameters(params: dict, notebook: Path, accepted: dict, label: str) -> tuple[dict, dict]:
+    """(the notebook's own parameters, TrainConfig fields passed as `train_settings`), typed."""
+    from .config import TrainConfig, make_config
+    from .methods.registry import _parse_value
+
+    fields = set(TrainConfig.__dataclass_fields__)
+    direct, train = {}, {}
+    for key, value in params.items():
+        if key in CELL_PARAMETERS:
+            raise GridError(f"variant {label!r}: parameter {key!r} is set by the grid itself "
+                            "(its profiles, methods, settings and seeds); remove it from `parameters`")
+        if key in accepted:
+            direct[key] = value
+        elif key in fields and "train_settings" in accepted:
+            train[key] = _parse_value(key, value, getattr(make_config("cpu"), key))
+        else:
+            own = ", ".join(p for p in accepted if p not in CELL_PARAMETERS)
+            also = (f" or a TrainConfig field ({', '.join(sorted(fields - set(CELL_PARAMETERS)))})"
+                    if "train_settings" in accepted else "")
+            raise GridError(f"unknown parameter {key!r} (variant {label!r}); choose a parameter of {notebook.stem} "
+                            f"({own}){also}")
+    return direct, train
+
+
+def notebook_parameters(notebook: Path) -> dict:
+    """The notebook's `parameters` cell, as papermill reads it; a grid notebook must take the cell's."""
+    import papermill
+
+    try:
+        accepted = papermill.inspect_notebook(str(notebook))
+    except ValueError as err:                              # e.g. a notebook without a kernelspec
+        raise GridError(f"cannot read the parameters of {notebook}: {err}") from None
+    missing = [p for p in ("profile", "method", "seed", "out") if p not in accepted]
+    if missing:
+        able = [p.stem for p in _course() if {"method", "seed", "out"} <= set(papermill.inspect_notebook(str(p)))]
+        raise GridError(f"notebook {notebook.stem} cannot run a grid cell: its parameters cell has no "
+                        f"{', '.join(missing)}; notebooks that can: {', '.join(able) or 'none'}")
+    return accepted
+
+
+def find_notebook(name) -> Path:
+    """A course notebook by name (`00_quickstart`, with or without .ipynb) or an .ipynb path."""
+    path = Path(name)
+    if path.suffix == ".ipynb" and path.exists():
+        return path.resolve()
+    path = NOTEBOOK_DIR / f"{path.stem if path.suffix == '.ipynb' else name}.ipynb"
+    if not path.exists():
+        raise GridError(f"unknown notebook {str(name)!r}; choose one of: {', '.join(p.stem for p in _course())} "
+                        f"(in {NOTEBOOK_DIR}) or the path of an .ipynb")
+    return path
+
+
+def _course() -> list[Path]:
+    return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _listed(spec: dict, many: str, one: str, default) -> list:
+    value = spec.get(many, spec.get(one, default))
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _add(variants: dict, label: str, variant: tuple) -> None:
+    if label in variants and variants[label] != variant:
+        raise GridError(f"variant {label!r} is defined twice, differently: {variants[label]} and {variant}")
+    variants[label] = variant
+
+
+def _choose(what: str, value, choices) -> None:
+    if value not in choices:
+        raise GridError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")

@@ -57,14 +57,19 @@ def test_head_entropy_with_left_padding_counts_only_real_keys():
     assert head_entropy([attn], mask, normalise=True).item() == pytest.approx(1.0)
 
 
-def test_attention_entropy_of_a_qwen2_with_zero_query_key_weights(tokenizer):
-    # q = k = 0 -> every logit 0 -> each query spreads evenly over its real keys, in every layer and head
-    model = build_tiny_model(TINY, tokenizer, seed=0)
+def _zero_query_key(model):
+    """q = k = 0 in every layer: every attention logit is 0, each query spreads evenly over its keys."""
     with torch.no_grad():
         for layer in model.model.layers:
             for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj):
                 proj.weight.zero_()
                 proj.bias.zero_()
+
+
+def test_attention_entropy_of_a_qwen2_with_zero_query_key_weights(tokenizer):
+    # q = k = 0 -> every logit 0 -> each query spreads evenly over its real keys, in every layer and head
+    model = build_tiny_model(TINY, tokenizer, seed=0)
+    _zero_query_key(model)
     ids = torch.tensor([[5, 6, 7, 8], [0, 0, 7, 8]])
     mask = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
     before = model.config._attn_implementation
@@ -245,11 +250,7 @@ def test_qwen2_entropy_is_at_least_the_bound_and_equals_it_when_q_and_k_vanish(t
         real = ~actual.isnan()
         assert (actual[real] >= bound[real] - 1e-6).all() and bound[real].max() > 1.0   # not vacuous
     model = build_tiny_model(TINY, tokenizer, seed=2)
-    with torch.no_grad():
-        for layer in model.model.layers:
-            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj):
-                proj.weight.zero_()
-                proj.bias.zero_()
+    _zero_query_key(model)
     actual, bound = qwen2_entropy_and_bound(model, ids, mask)                       # σ_h = 0: bound = log n
     real = ~actual.isnan()
     assert torch.allclose(actual[real], bound[real], atol=1e-6)

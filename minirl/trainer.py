@@ -176,7 +176,7 @@ class Trainer:
         new = limit - min(len(p) for p in prefix_ids) if prefix_ids else limit     # a branch stays within
         rollout = sample_for_task(self.model, self.tokenizer, self.task, prompts, n, temperature, c.top_p,
                                   prefix_ids, c.micro_batch_size, max(new, 1))
-        return _truncate(rollout, limit, self.tokenizer) if rollout.response_ids.shape[1] > limit else rollout
+        return self._within_task_length(rollout)
 
     def _sample_groups(self, examples: list) -> Rollout:
         """G completions of each example's prompt: the trainer's sampler, or the method's own
@@ -191,6 +191,10 @@ class Trainer:
         rollout, tokens, metrics = self.method.sample_groups(examples, self.method_config, context)
         self.tokens_sampled += tokens
         self.sampling_metrics.update(metrics)
+        return self._within_task_length(rollout)
+
+    def _within_task_length(self, rollout: Rollout) -> Rollout:
+        """The rollout, its responses cut to the task's max_new_tokens if any is longer."""
         limit = self.task.max_new_tokens
         return _truncate(rollout, limit, self.tokenizer) if rollout.response_ids.shape[1] > limit else rollout
 

@@ -31,10 +31,14 @@ HF_MODELS = ("Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Q
              "Qwen/Qwen3-0.6B")
 
 
-def compute_dtype(device: torch.device) -> torch.dtype:
-    """bf16 on GPUs that have it, fp16 on older ones (T4), fp32 on a CPU."""
+def compute_dtype(device: torch.device | str) -> torch.dtype:
+    """bf16 on GPUs with native bf16 (compute capability 8.0 and up: A100, L4, H100), fp16 on older
+    ones (a T4 is 7.5), fp32 on a CPU. `torch.cuda.is_bf16_supported()` is not asked: it counts
+    emulation and says True on a T4, where bf16 matmuls run several times slower than fp16."""
+    device = torch.device(device)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        major, _ = torch.cuda.get_device_capability(device)
+        return torch.bfloat16 if major >= 8 else torch.float16
     return torch.float32
 
 

@@ -98,7 +98,7 @@ def run_trl(folder: str, args, out: str) -> dict:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from minirl.hf import load_hf_policy
+    from minirl.hf import compute_dtype, load_hf_policy
 
     model, tokenizer = load_hf_policy(folder)
     task = toy_task(args.prompt_len, args.max_new_tokens)
@@ -106,7 +106,7 @@ def run_trl(folder: str, args, out: str) -> dict:
     micro = min(4, rows // updates)
     dataset = Dataset.from_dict({"prompt": [e.prompt for e in task.train]})
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
+    bf16 = cuda and compute_dtype("cuda") == torch.bfloat16      # the same choice as minirl's own path
     config = GRPOConfig(
         output_dir=out, use_cpu=not cuda, bf16=bf16, fp16=cuda and not bf16, gradient_checkpointing=True,
         report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True, learning_rate=1e-5,

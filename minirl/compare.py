@@ -3,8 +3,10 @@
     variants = {"grpo": ("grpo", {}), "clip_cov 2%": ("clip_cov", {"clip_cov_ratio": "0.02"})}
     runs = run_variants(variants, seeds=[0, 1, 2], profile="smoke", steps=100, out="runs/cmp")
     print(comparison_table(runs))
+    text, lists = verdicts(runs, k=8)     # which variants kept more entropy than grpo beyond the seed spread
 
-A finished run is read back instead of trained again; a killed one is resumed.
+A finished run is read back instead of trained again; a killed one is resumed. The course's runs of
+these variants ship with the package (`minirl.shipped`).
 """
 from __future__ import annotations
 
@@ -41,35 +43,86 @@ def run_summary(rows: list[dict]) -> dict[str, float]:
     _, passk = series(rows, "pass_at_k")
     _, entropy = series(rows, "entropy")
     _, step_s = series(rows, "step_s")
+    _, tokens = series(rows, "tokens_sampled")
     head, tail = entropy[:5], entropy[-5:]
     return {
         "final_pass_at_1": pass1[-1], "best_pass_at_1": max(pass1), "final_pass_at_k": passk[-1],
         "entropy_kept": (sum(tail) / len(tail)) / (sum(head) / len(head)),
-        "final_entropy": sum(tail) / len(tail),
+        "final_entropy": sum(tail) / len(tail), "tokens_per_step": statistics.mean(tokens),
         "wall_s": rows[-1]["wall_s"], "step_s": statistics.median(step_s),
     }
 
 
-def comparison_table(runs: dict[str, dict[int, list[dict]]], baseline: str | None = "grpo") -> str:
-    """Markdown: mean ± std over seeds of each variant's summary; step-time overhead vs `baseline`."""
+def comparison_table(runs: dict[str, dict[int, list[dict]]], baseline: str | None = "grpo",
+                     timings: bool = False) -> str:
+    """Markdown: mean ± std over seeds of each variant's summary, and the tokens it sampled a step
+    (its budget) against `baseline`'s. `timings` adds wall and step times: only for runs that ran one
+    at a time on one machine (grid cells run side by side, so theirs do not compare)."""
     summaries = {label: [run_summary(rows) for rows in by_seed.values()] for label, by_seed in runs.items()}
-    base_step = None
-    if baseline in summaries:
-        base_step = statistics.mean(s["step_s"] for s in summaries[baseline])
-    lines = ["| method | seeds | final pass@1 | best pass@1 | final pass@k | final entropy (nats) | "
-             "entropy kept | wall s | step time vs grpo |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    base = summaries.get(baseline)
+
+    def ratio(items, key):
+        return "—" if not base else f"{statistics.mean(s[key] for s in items) / statistics.mean(s[key] for s in base):.2f}×"
+
+    head = ("| method | seeds | final pass@1 | best pass@1 | final pass@k | final entropy (nats) | entropy kept | "
+            f"tokens sampled a step | tokens vs {baseline} |")
+    lines = [head + (f" wall s | step time vs {baseline} |" if timings else ""), "|---" * (11 if timings else 9) + "|"]
     for label, items in summaries.items():
         def cell(key, fmt=".3f"):
             values = [s[key] for s in items]
             mean = statistics.mean(values)
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            return f"{mean:{fmt}} ± {spread:{fmt}}" if len(values) > 1 else f"{mean:{fmt}}"
-        overhead = "—" if base_step is None else f"{statistics.mean(s['step_s'] for s in items) / base_step:.2f}×"
-        lines.append(f"| {label} | {len(items)} | {cell('final_pass_at_1')} | {cell('best_pass_at_1')} | "
-                     f"{cell('final_pass_at_k')} | {cell('final_entropy')} | {cell('entropy_kept', '.2f')} | "
-                     f"{cell('wall_s', '.0f')} | {overhead} |")
+            return f"{mean:{fmt}} ± {statistics.stdev(values):{fmt}}" if len(values) > 1 else f"{mean:{fmt}}"
+        line = (f"| {label} | {len(items)} | {cell('final_pass_at_1')} | {cell('best_pass_at_1')} | "
+                f"{cell('final_pass_at_k')} | {cell('final_entropy')} | {cell('entropy_kept', '.2f')} | "
+                f"{cell('tokens_per_step', '.0f')} | {ratio(items, 'tokens_per_step')} |")
+        lines.append(line + (f" {cell('wall_s', '.0f')} | {ratio(items, 'step_s')} |" if timings else ""))
     return "\n".join(lines)
+
+
+VERDICTS = ("more", "within spread", "less", "undecided (1 seed)")
+
+
+def seed_verdict(values: list[float], base: list[float]) -> tuple[str, float, float]:
+    """(verdict, margin, noise): the mean difference `values` − `base` against the summed std over seeds;
+    'more' / 'less' beyond it, 'within spread' inside it, 'undecided (1 seed)' without a spread."""
+    margin = statistics.mean(values) - statistics.mean(base)
+    if len(values) < 2 or len(base) < 2:
+        return VERDICTS[3], margin, 0.0
+    noise = statistics.stdev(values) + statistics.stdev(base)
+    return (VERDICTS[0] if margin > noise else VERDICTS[2] if margin < -noise else VERDICTS[1]), margin, noise
+
+
+def verdicts(runs: dict[str, dict[int, list[dict]]], k: int, title: str = "", control: str | None = None,
+             baseline: str = "grpo") -> tuple[str, dict[str, dict[str, list[str]]]]:
+    """Each variant's entropy kept and final pass@k against `baseline`'s (and pass@k against `control`'s),
+    by `seed_verdict`. Returns the printable text and the lists {"entropy_kept" | "final_pass_at_k":
+    {verdict: labels}}."""
+    def by_seed(label, key):
+        return [run_summary(rows)[key] for rows in runs[label].values()]
+
+    base_H, base_k = by_seed(baseline, "entropy_kept"), by_seed(baseline, "final_pass_at_k")
+    spread = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in (base_H, base_k)]
+    lines = [f"{title + ': ' if title else ''}{baseline} entropy kept {statistics.mean(base_H):.2f} ± {spread[0]:.2f}, "
+             f"final pass@{k} {statistics.mean(base_k):.3f} ± {spread[1]:.3f} over {len(base_H)} seed(s)", "",
+             f"{'method':<28} {f'entropy kept vs {baseline}':<34} {f'final pass@{k} vs {baseline}':<34}"
+             + (f" final pass@{k} vs {control}" if control else "")]
+    groups: dict[str, dict[str, list[str]]] = {"entropy_kept": {}, "final_pass_at_k": {}}
+    for label in (label for label in runs if label != baseline):
+        H_word, H_margin, H_noise = seed_verdict(by_seed(label, "entropy_kept"), base_H)
+        k_word, k_margin, k_noise = seed_verdict(by_seed(label, "final_pass_at_k"), base_k)
+        groups["entropy_kept"].setdefault(H_word, []).append(label)
+        groups["final_pass_at_k"].setdefault(k_word, []).append(label)
+        line = f"{label:<28} {H_word:<18} {H_margin:+.2f} (±{H_noise:.2f})   {k_word:<18} {k_margin:+.3f} (±{k_noise:.3f})"
+        if control and label != control:
+            c_word, c_margin, c_noise = seed_verdict(by_seed(label, "final_pass_at_k"), by_seed(control, "final_pass_at_k"))
+            line += f"   {c_word:<18} {c_margin:+.3f} (±{c_noise:.3f})"
+        lines.append(line)
+    lines.append("")
+    for key, name in (("entropy_kept", "entropy kept"), ("final_pass_at_k", f"final pass@{k}")):
+        lines += [f"{name}, {word}: {', '.join(groups[key][word])}" for word in VERDICTS if word in groups[key]]
+    more = groups["entropy_kept"].get("more", [])
+    lines.append(f"kept more entropy than {baseline} by more than the seed spread: {', '.join(more) or 'none'}")
+    return "\n".join(lines), groups
 
 
 def _slug(label: str) -> str:

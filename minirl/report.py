@@ -88,8 +88,9 @@ def _comparison_section(root: Path, name: str, group: dict, runs) -> list[str]:
             "Lines: the mean over seeds; bands: the min–max over seeds.", "",
             comparison_table(group), "",
             "Final and best pass@1 and final pass@k: mean ± std over seeds. Entropy kept: mean batch entropy "
-            "of the last 5 steps over the first 5. Wall s: the run's own training and evaluation time. Step "
-            "time vs grpo: median seconds per step over grpo's, on the same machine.", "",
+            "of the last 5 steps over the first 5. Tokens sampled a step: every token the run generated in a "
+            "step (votes, branches and re-sampled groups included), its budget, and that against grpo's. No "
+            "times: the cells of a grid run side by side, so their wall times do not compare.", "",
             f"![entropy against reward, with R = −a·exp(H) + b fitted per variant]({scatter.relative_to(root)})", "",
             "| variant | a | b | R at H = 0 (b − a) | R² | steps fitted |", "|---|---|---|---|---|---|",
             *(f"| {label} | {a:.3f} | {b:.3f} | {b - a:.3f} | {r2:.2f} | {n} |" for label, (a, b, r2, n) in fits.items()),

@@ -1,4 +1,4 @@
-"""Command line: `python -m minirl {train, methods, warmstart, plot, compare, demo, reproduce, report}`.
+"""Command line: `python -m minirl {train, methods, warmstart, plot, compare, demo, reproduce, report, ship}`.
 
 Bad names and values end in one line that names them and the valid choices, exit code 2.
 """
@@ -79,6 +79,10 @@ def _add_reproduce_parsers(sub) -> None:
     p = sub.add_parser("report", help="runs.csv, figures/ and report.md of a results folder")
     p.add_argument("results", help="a folder written by `python -m minirl reproduce`")
     p.add_argument("--copy-figures-to", help="also copy the figures here (e.g. docs/figures)")
+    s = sub.add_parser("ship", help="pack a finished grid's metrics into minirl/assets/results/ (run in a checkout, "
+                                    "after `reproduce`; notebooks 03, 04 and 08 read them)")
+    s.add_argument("results", help="the results folder `python -m minirl reproduce GRID` wrote, every cell done")
+    s.add_argument("grid", help="the grid file that made it (grids/*.yaml)")
 
 
 def main(argv=None) -> int:
@@ -226,8 +230,19 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_ship(args) -> int:
+    """Pack RESULTS (made by GRID) as the shipped results of GRID's name, then check them against GRID."""
+    from .shipped import check, pack
+
+    path = pack(args.results, args.grid)
+    check(path, args.grid)
+    print(f"{path} ({path.stat().st_size / 2**20:.2f} MiB); commit it with the grid file")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "methods": cmd_methods, "warmstart": cmd_warmstart, "plot": cmd_plot,
-            "compare": cmd_compare, "demo": cmd_demo, "reproduce": cmd_reproduce, "report": cmd_report}
+            "compare": cmd_compare, "demo": cmd_demo, "reproduce": cmd_reproduce, "report": cmd_report,
+            "ship": cmd_ship}
 
 
 # ---------------------------------------------------------------- helpers

@@ -5,8 +5,10 @@
         os.environ.setdefault("MINIRL_PROFILE", "gpu")   # the parameters cell reads it
     print(describe(gpu))
 
-On Colab the cell first installs `INSTALL` (the package with its `gpu` extra: bitsandbytes,
-datasets, math-verify; Colab keeps its own torch). A profile the user already chose, through
+On Colab the cell first installs `minirl[gpu]` from the course's GitHub repository (the `gpu`
+extra: bitsandbytes, datasets, math-verify, papermill; Colab keeps its own torch); the slug is
+pyproject.toml's [project.urls] Repository, which `notebooks/sync_repository.py` writes into every
+notebook. A profile the user already chose, through
 `MINIRL_PROFILE` or papermill's `-p profile ...`, always wins over the GPU's default.
 """
 from __future__ import annotations
@@ -15,7 +17,6 @@ import os
 from typing import NamedTuple
 
 PROFILE_VARIABLE = "MINIRL_PROFILE"
-INSTALL = "minirl[gpu] @ git+https://github.com/minirl-lab/minirl"
 GPU_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 
 

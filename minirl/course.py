@@ -71,3 +71,19 @@ def read_outcomes(notebook: str, folder: str | Path | None = None) -> dict:
 
     path = Path(folder or outcomes_dir()) / f"{notebook}.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def source_hash(cells: list[dict]) -> str:
+    """SHA-256 of a notebook's source: every cell's type and text, in order (outputs, counts and
+    metadata left out; a cell papermill injected for parameters skipped). An executed copy records
+    the hash of the source it was made from, so a stale copy can be told from a current one."""
+    import hashlib
+    import json
+
+    def text(cell):
+        source = cell.get("source", "")
+        return "".join(source) if isinstance(source, list) else source
+
+    kept = [(c["cell_type"], text(c)) for c in cells
+            if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    return hashlib.sha256(json.dumps(kept, ensure_ascii=False).encode()).hexdigest()

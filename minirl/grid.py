@@ -21,7 +21,10 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+# The course's notebooks are not part of the installed package: a grid finds them in the folder it
+# runs in (a copy of notebooks/, as on a workshop laptop), in ./notebooks, or in the checkout that
+# minirl was installed from with `pip install -e .`.
+CHECKOUT = Path(__file__).resolve().parents[1]
 GRID_KEYS = ("notebook", "notebooks", "profile", "profiles", "seed", "seeds", "parameters", "methods", "variants_from",
              "out")
 # Set by the grid itself (its profiles, methods and seeds, and the cell's folder), never in `parameters`.
@@ -71,9 +74,16 @@ def load_grid(path) -> dict:
 
     path = Path(path)
     if not path.exists():
-        raise GridError(f"no grid file {path}; the shipped ones: "
-                        + ", ".join(str(p) for p in sorted((NOTEBOOK_DIR.parent / "grids").glob("*.yaml"))))
-    spec = yaml.safe_load(path.read_text()) or {}
+        grids = sorted((CHECKOUT / "grids").glob("*.yaml"))
+        raise GridError(f"no grid file {path}; " + (f"the repository's: {', '.join(str(p) for p in grids)}" if grids
+                        else "the repository's grids/ folder holds the course's grids"))
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise GridError(f"{path}{where} is not valid YAML ({getattr(err, 'problem', None) or err}); a grid file is "
+                        f"a mapping of {', '.join(GRID_KEYS)}") from None
     if not isinstance(spec, dict):
         raise GridError(f"{path} must hold a mapping of {', '.join(GRID_KEYS)}")
     return spec
@@ -83,9 +93,14 @@ def expand(spec: dict) -> list[Cell]:
     """Every cell of the grid, each checked: notebook, profile, method, settings and parameters."""
     from .config import PROFILES
 
+    if not isinstance(spec, dict):
+        raise GridError(f"a grid is a mapping of {', '.join(GRID_KEYS)} (got {type(spec).__name__})")
     unknown = sorted(set(spec) - set(GRID_KEYS))
     if unknown:
         raise GridError(f"unknown grid key(s) {', '.join(map(repr, unknown))}; choose from: {', '.join(GRID_KEYS)}")
+    _shaped(spec, "parameters", dict, "a mapping of parameter: value")
+    _shaped(spec, "methods", (dict, list), "a list of method names or a mapping of label: method")
+    _shaped(spec, "variants_from", list, "a list of variant lists of minirl.compare")
     notebooks = [find_notebook(n) for n in _listed(spec, "notebooks", "notebook", "00_quickstart")]
     profiles = _listed(spec, "profiles", "profile", "cpu")
     for profile in profiles:
@@ -100,7 +115,7 @@ def expand(spec: dict) -> list[Cell]:
         for profile, (label, (method, settings, own)), seed in itertools.product(profiles, variants.items(), seeds):
             direct, train = split_parameters({**(spec.get("parameters") or {}), **own}, notebook, accepted, label)
             cells.append(Cell(str(notebook), profile, label, method, seed, settings, direct, train))
-    for cell in {(c.profile, c.label): c for c in cells}.values():
+    for cell in {(c.profile, c.label, c.seed): c for c in cells}.values():
         check_variant(cell)
     ids = [c.id for c in cells]
     clashes = sorted({i for i in ids if ids.count(i) > 1})
@@ -125,6 +140,9 @@ def grid_variants(spec: dict) -> dict[str, tuple[str, dict, dict]]:
         entry = entry or label
         if isinstance(entry, str):
             entry = {"method": entry}
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k) or {}, dict) for k in ("settings", "parameters")):
+            raise GridError(f"variant {label!r}: give a method name or a mapping of method, settings (a mapping) "
+                            f"and parameters (a mapping) (got {entry!r})")
         extra = sorted(set(entry) - {"method", "settings", "parameters"})
         if extra:
             raise GridError(f"variant {label!r}: unknown key(s) {extra}; choose from: method, settings, parameters")
@@ -137,14 +155,21 @@ def grid_variants(spec: dict) -> dict[str, tuple[str, dict, dict]]:
 
 
 def check_variant(cell: Cell) -> None:
-    """The method exists, takes these settings, and the TrainConfig they make is valid."""
-    from .config import make_config
+    """The method exists, takes these settings, and the TrainConfig they make is valid (the checks
+    of TrainConfig.validate, so that a value that would fail in every cell fails here, once). The
+    notebook's own parameters that are TrainConfig fields (`steps`, `task`) are checked as such."""
+    from .config import TrainConfig, make_config
     from .methods import get_method
+    from .methods.registry import _parse_value
 
     where = f"variant {cell.label!r}: "
+    fields = TrainConfig.__dataclass_fields__
     try:
         get_method(cell.method).make_config(cell.method_settings)
-        make_config(cell.profile, method=cell.method, method_settings=cell.method_settings, **cell.train_settings)
+        as_fields = {k: _parse_value(k, v, fields[k].default) for k, v in cell.notebook_parameters.items()
+                     if k in fields and k not in CELL_PARAMETERS and v is not None}
+        make_config(cell.profile, method=cell.method, seed=cell.seed, method_settings=cell.method_settings,
+                    **{**cell.train_settings, **as_fields})
     except ValueError as err:
         raise GridError(where + str(err)) from None
 
@@ -194,20 +219,44 @@ def find_notebook(name) -> Path:
     path = Path(name)
     if path.suffix == ".ipynb" and path.exists():
         return path.resolve()
-    path = NOTEBOOK_DIR / f"{path.stem if path.suffix == '.ipynb' else name}.ipynb"
-    if not path.exists():
-        raise GridError(f"unknown notebook {str(name)!r}; choose one of: {', '.join(p.stem for p in _course())} "
-                        f"(in {NOTEBOOK_DIR}) or the path of an .ipynb")
-    return path
+    stem = path.stem if path.suffix == ".ipynb" else str(name)
+    for folder in notebook_dirs():
+        if (folder / f"{stem}.ipynb").exists():
+            return (folder / f"{stem}.ipynb").resolve()
+    found = _course()
+    if found:
+        raise GridError(f"unknown notebook {str(name)!r}; choose one of: {', '.join(p.stem for p in found)} "
+                        f"(in {found[0].parent}) or the path of an .ipynb")
+    raise GridError(f"no notebook {str(name)!r}: the course's notebooks are not in the installed package, and none "
+                    f"is in {', '.join(str(d) for d in notebook_dirs(existing=False))}; run from a copy of the "
+                    "repository's notebooks/ folder, or give the path of the .ipynb")
+
+
+def notebook_dirs(existing: bool = True) -> list[Path]:
+    """Where course notebooks are looked for, in order: the working folder, ./notebooks, the checkout's."""
+    here = Path.cwd()
+    folders = [here, here / "notebooks", CHECKOUT / "notebooks"]
+    return [f for f in dict.fromkeys(folders) if f.is_dir() or not existing]
 
 
 def _course() -> list[Path]:
-    return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    """The course notebooks of the first folder that holds any."""
+    for folder in notebook_dirs():
+        found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+        if found:
+            return found
+    return []
 
 
 def _listed(spec: dict, many: str, one: str, default) -> list:
     value = spec.get(many, spec.get(one, default))
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _shaped(spec: dict, key: str, kind, what: str) -> None:
+    """Refuse a grid entry of the wrong shape (e.g. `methods: 5`) in one line."""
+    if spec.get(key) is not None and not isinstance(spec[key], kind):
+        raise GridError(f"grid key {key!r} must be {what} (got {spec[key]!r})")
 
 
 def _add(variants: dict, label: str, variant: tuple) -> None:

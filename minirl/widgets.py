@@ -39,18 +39,52 @@ def interactive_figure(draw, **controls) -> None:
     for control in controls.values():
         control.observe(redraw, names="value")
     view = widgets.VBox([widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap")), out])
-    bundle = view._repr_mimebundle_()                        # the widget, for frontends that render it
+    bundle = widget_bundle(view)                             # the widget, for frontends that render it
     bundle["image/png"] = base64.b64encode(first).decode()   # the default view, for those that cannot
     display(bundle, raw=True)
 
 
+def widget_bundle(view) -> dict:
+    """The MIME bundle that shows `view` in a notebook, under ipywidgets 8 and 7 alike.
+
+    ipywidgets 8 builds it in `_repr_mimebundle_`; ipywidgets 7 (what Colab ships) has no such
+    method and writes the same view record (widget protocol 2) from `_ipython_display_`, so it is
+    built here from the widget's model id."""
+    if hasattr(view, "_repr_mimebundle_"):
+        return dict(view._repr_mimebundle_())
+    return {"text/plain": repr(view),
+            "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0,
+                                                         "model_id": view.model_id}}
+
+
 def _ipywidgets():
-    """The ipywidgets module, or None where it is not installed."""
+    """The ipywidgets module, or None where it is not installed. On Colab, whose frontend draws
+    only its own widgets until asked, the custom widget manager is switched on first."""
     try:
         import ipywidgets
     except ImportError:
         return None
+    enable_colab_widgets()
     return ipywidgets
+
+
+def enable_colab_widgets(modules=None) -> bool:
+    """Switch on Colab's custom widget manager (needed for ipywidgets' sliders there); True if it
+    did. Elsewhere, or where Colab's output module lacks the switch, nothing happens."""
+    import sys
+
+    modules = sys.modules if modules is None else modules
+    if "google.colab" not in modules:
+        return False
+    try:
+        from google.colab import output
+    except ImportError:
+        return False
+    enable = getattr(output, "enable_custom_widget_manager", None)
+    if enable is None:
+        return False
+    enable()
+    return True
 
 
 class Fixed:
@@ -164,11 +198,19 @@ def results_dashboard(root, metrics=("entropy", "pass_at_1", "pass_at_k")) -> No
 
 def entropy_heatmap_view(root, n_prompts: int = 4, n_forks: int = 2) -> None:
     """Completions sampled (seed 0) from a run's policy at step 0 or at its last checkpoint, each
-    token coloured by its entropy, the `n_forks` highest-entropy positions of each framed."""
+    token coloured by its entropy, the `n_forks` highest-entropy positions of each framed. Where no
+    run holds a checkpoint (shipped results keep metrics only) it shows step 0 and says so."""
     from .results import collect
 
     runs = {run.id: run for run in collect(root)}
-    last = max(run.rows[-1]["step"] for run in runs.values())
+    saved = {i: run for i, run in runs.items() if (run.folder / "checkpoint.pt").exists()}
+    steps = [("0: the starting policy", 0)]
+    if saved:
+        runs = saved
+        steps.append((f"last: the final checkpoint ({max(run.rows[-1]['step'] for run in runs.values())})", 1))
+    else:
+        print(f"The runs in {root} hold no checkpoints, so only step 0 (the policy they started from) is shown; "
+              "the last step needs a results folder with checkpoints (`python -m minirl reproduce GRID` writes one).")
     widgets = _controls()
 
     def draw(run_id, step):
@@ -177,8 +219,7 @@ def entropy_heatmap_view(root, n_prompts: int = 4, n_forks: int = 2) -> None:
 
     interactive_figure(
         draw, run_id=widgets.Dropdown(options=list(runs), value=next(iter(runs)), description="run"),
-        step=widgets.Dropdown(options=[("0: the starting policy", 0), (f"last: the final checkpoint ({last})", 1)],
-                              value=1, description="step"))
+        step=widgets.Dropdown(options=steps, value=steps[-1][1], description="step"))
 
 
 def token_entropy_figure(folder: str, step: int, n_prompts: int = 4, n_forks: int = 2) -> plt.Figure:
@@ -198,13 +239,22 @@ def token_entropy_figure(folder: str, step: int, n_prompts: int = 4, n_forks: in
 def sampled_completions(folder: str, step: int, n_prompts: int, n_forks: int) -> dict:
     """One completion for each of the first `n_prompts` eval prompts (seed 0), their rewards and
     forks; cached, so that the dashboard redraws a run it has shown at once."""
+    from pathlib import Path
+
     import torch
 
     from .branching import fork_candidates, top_entropy_positions
-    from .results import policy_at
+    from .config import TrainConfig
+    from .results import policy_at, run_config
     from .rollout import sample
+    from .trainer import Trainer
 
-    policy, tokenizer, task, config = policy_at(folder, step)
+    if step == 0 and not (Path(folder) / "checkpoint.pt").exists():   # metrics and config only (shipped results):
+        saved = run_config(folder)                                     # the policy it started from, by its config
+        trainer = Trainer(TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}))
+        policy, tokenizer, task, config = trainer.model.eval(), trainer.tokenizer, trainer.task, trainer.config
+    else:
+        policy, tokenizer, task, config = policy_at(folder, step)
     examples = task.eval[:n_prompts]
     torch.manual_seed(0)
     rollout = sample(policy, tokenizer, [e.prompt for e in examples], max_new_tokens=task.max_new_tokens)

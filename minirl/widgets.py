@@ -39,18 +39,52 @@ def interactive_figure(draw, **controls) -> None:
     for control in controls.values():
         control.observe(redraw, names="value")
     view = widgets.VBox([widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap")), out])
-    bundle = view._repr_mimebundle_()                        # the widget, for frontends that render it
+    bundle = widget_bundle(view)                             # the widget, for frontends that render it
     bundle["image/png"] = base64.b64encode(first).decode()   # the default view, for those that cannot
     display(bundle, raw=True)
 
 
+def widget_bundle(view) -> dict:
+    """The MIME bundle that shows `view` in a notebook, under ipywidgets 8 and 7 alike.
+
+    ipywidgets 8 builds it in `_repr_mimebundle_`; ipywidgets 7 (what Colab ships) has no such
+    method and writes the same view record (widget protocol 2) from `_ipython_display_`, so it is
+    built here from the widget's model id."""
+    if hasattr(view, "_repr_mimebundle_"):
+        return dict(view._repr_mimebundle_())
+    return {"text/plain": repr(view),
+            "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0,
+                                                         "model_id": view.model_id}}
+
+
 def _ipywidgets():
-    """The ipywidgets module, or None where it is not installed."""
+    """The ipywidgets module, or None where it is not installed. On Colab, whose frontend draws
+    only its own widgets until asked, the custom widget manager is switched on first."""
     try:
         import ipywidgets
     except ImportError:
         return None
+    enable_colab_widgets()
     return ipywidgets
+
+
+def enable_colab_widgets(modules=None) -> bool:
+    """Switch on Colab's custom widget manager (needed for ipywidgets' sliders there); True if it
+    did. Elsewhere, or where Colab's output module lacks the switch, nothing happens."""
+    import sys
+
+    modules = sys.modules if modules is None else modules
+    if "google.colab" not in modules:
+        return False
+    try:
+        from google.colab import output
+    except ImportError:
+        return False
+    enable = getattr(output, "enable_custom_widget_manager", None)
+    if enable is None:
+        return False
+    enable()
+    return True
 
 
 class Fixed:

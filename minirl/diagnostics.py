@@ -104,3 +104,22 @@ def covariance_share(cov: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray,
         raise ValueError("need at least one valid token with a non-zero total covariance")
     fraction = np.arange(1, values.size + 1) / values.size
     return fraction, np.cumsum(values) / values.sum()
+
+
+# ------------------------------------------------------------------ the story a run tells
+def change_text(first: float, last: float, unit: str = "") -> str:
+    """How a measured value moved, as a notebook prints it: 'fell from 0.457 to 0.205 nats (−55 %)'."""
+    unit = f" {unit}" if unit else ""
+    if last == first:
+        return f"stayed at {first:.3f}{unit}"
+    relative = f" ({100 * (last - first) / abs(first):+.0f} %)".replace("-", "−") if first else ""
+    return f"{'rose' if last > first else 'fell'} from {first:.3f} to {last:.3f}{unit}{relative}"
+
+
+def collapse_checks(summary: dict, k: int) -> dict[str, bool]:
+    """Which parts of the entropy-collapse story a run shows, from `minirl.report.summarize(rows)`
+    (first and last values): the entropy fell by at least half, pass@1 rose, pass@k fell."""
+    s = summary
+    return {"the entropy fell by at least half": s["entropy_last"] <= 0.5 * s["entropy_first"],
+            "pass@1 rose": s["pass_at_1_last"] > s["pass_at_1_first"],
+            f"pass@{k} fell": s["pass_at_k_last"] < s["pass_at_k_first"]}

@@ -105,6 +105,11 @@ def cmd_train(args) -> int:
     return 0 if history is not None else 1
 
 
+# TrainConfig fields that have a flag of their own; --set refuses them (they would be given twice)
+RESERVED = {"method": "--method", "seed": "--seed", "profile": "--profile",
+            "method_settings": "--set NAME=VALUE for each of the method's settings"}
+
+
 def config_from_args(args) -> TrainConfig:
     _choose("profile", args.profile, PROFILES)
     if args.task is not None:
@@ -116,6 +121,8 @@ def config_from_args(args) -> TrainConfig:
         if "=" not in item:
             raise UsageError(f"--set {item!r} is not NAME=VALUE")
         key, value = item.split("=", 1)
+        if key in RESERVED:
+            raise UsageError(f"--set {item!r}: {key} is not set with --set; use {RESERVED[key]}")
         (overrides if key in train_fields else method_settings)[key] = value
     method.make_config(method_settings)                                   # validates names and types now
     defaults = make_config(args.profile)
@@ -123,11 +130,24 @@ def config_from_args(args) -> TrainConfig:
     if args.steps is not None:
         _positive("steps", args.steps)
         typed["steps"] = args.steps
+    elif args.resume and "steps" not in typed:
+        saved = _saved_steps(args.out)                    # finish the saved run, not the profile's default
+        if saved is not None:
+            typed["steps"] = saved
     if args.init:
         typed["init"] = args.init
     if args.task is not None:
         typed["task"] = args.task
     return make_config(args.profile, method=args.method, seed=args.seed, method_settings=method_settings, **typed)
+
+
+def _saved_steps(out) -> int | None:
+    """`steps` of the run in `out` (its config.json), or None when there is none to read."""
+    try:
+        steps = json.loads((Path(out) / "config.json").read_text()).get("steps")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
 
 
 def cmd_methods(args) -> int:

@@ -2,10 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 PROFILES = ("smoke", "cpu", "gpu")
 BACKENDS = ("tiny", "hf")
+SEED_STRIDE = 1_000_003
+"""Step t of a run with seed s draws from torch.manual_seed(s·SEED_STRIDE + t) (see `step_seed`)."""
+EVAL_SEED_OFFSET = 10**6
+"""The evaluation after step t draws from step_seed(s, EVAL_SEED_OFFSET + t)."""
+SEED_LIMIT = 2**63
+"""Every seed drawn must stay below 2**63 (a signed 64-bit integer, as torch's generators take)."""
 
 
 @dataclass
@@ -78,6 +85,22 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def validate(self, check_task: bool = True) -> "TrainConfig":
+        """Refuse any value a run cannot use, with one line naming the field, the value and what is
+        allowed (ValueError). `make_config` and `Trainer` call it; `check_task=False` when the
+        trainer is handed its own Task object. Returns the config."""
+        _check_names(self, check_task)
+        for name, least in WHOLE_AT_LEAST.items():
+            _whole(name, getattr(self, name), least, optional=name in OPTIONAL)
+        for name, (low, high, low_open) in NUMBER_RANGES.items():
+            _number(name, getattr(self, name), low, high, low_open)
+        for name in FLAGS:
+            if not isinstance(getattr(self, name), bool):
+                _refuse(name, getattr(self, name), "give true or false")
+        _check_sizes(self)
+        _check_method(self)
+        return self
+
 
 # Sizes each profile implies (the model size itself comes from models.SIZES).
 PROFILE_DEFAULTS = {
@@ -102,6 +125,106 @@ def make_config(profile: str = "cpu", **overrides) -> TrainConfig:
 
     method_defaults = get_method(overrides.get("method", "grpo")).train_defaults
     config = TrainConfig(profile=profile, **{**PROFILE_DEFAULTS[profile], **method_defaults, **overrides})
-    if config.backend not in BACKENDS:
-        raise ValueError(f"unknown backend {config.backend!r}; choose one of: {', '.join(BACKENDS)}")
-    return config
+    return config.validate()
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of step `step` of a run seeded `seed` (evaluations use EVAL_SEED_OFFSET + step)."""
+    return seed * SEED_STRIDE + step
+
+
+def max_seed(steps: int) -> int:
+    """The largest run seed whose every step and evaluation seed stays below SEED_LIMIT."""
+    return (SEED_LIMIT - 1 - EVAL_SEED_OFFSET - steps) // SEED_STRIDE
+
+
+# ---------------------------------------------------------------- what each field allows
+WHOLE_AT_LEAST = {"steps": 1, "seed": 0, "prompts_per_step": 1, "group_size": 2, "num_mini_batches": 1,
+                  "micro_batch_size": 1, "ppo_epochs": 1, "max_gen_batches": 1, "eval_every": 1, "eval_prompts": 1,
+                  "eval_samples": 1, "eval_k": 1, "checkpoint_every": 1, "lora_r": 1}
+"""Whole-number fields and their least value (group_size ≥ 2: a group of one has no advantage)."""
+OPTIONAL = ("micro_batch_size",)
+"""Fields that also take None."""
+NUMBER_RANGES = {"lr": (0, math.inf, True), "temperature": (0, math.inf, True), "top_p": (0, 1, True),
+                 "weight_decay": (0, math.inf, False), "max_grad_norm": (0, math.inf, True),
+                 "kl_coef": (0, math.inf, False), "lora_alpha": (0, math.inf, True)}
+"""Real-number fields: (low, high, low excluded); every one must be finite."""
+FLAGS = ("load_in_4bit", "gradient_checkpointing", "scale_adv_by_std", "dynamic_sampling", "track_entropy_change")
+
+
+def _refuse(name: str, value, allowed: str):
+    raise ValueError(f"{name}={value!r} is not allowed: {allowed}")
+
+
+def _whole(name: str, value, least: int, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        _refuse(name, value, f"give a whole number ≥ {least}" + (" or None" if optional else ""))
+
+
+def _number(name: str, value, low: float, high: float, low_open: bool) -> None:
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > low if low_open else value >= low) and value <= high)
+    if not ok:
+        above = f"> {low}" if low_open else f"≥ {low}"
+        _refuse(name, value, f"give a finite number {above}" + (f" and ≤ {high}" if math.isfinite(high) else ""))
+
+
+def _choose(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, choices))}")
+
+
+def _check_names(config: TrainConfig, check_task: bool) -> None:
+    from .core import AGG_MODES, KL_ESTIMATORS
+    from .methods import get_method
+    from .tasks import TASKS
+
+    get_method(config.method)
+    _choose("profile", config.profile, PROFILES)
+    _choose("backend", config.backend, BACKENDS)
+    if check_task:
+        _choose("task", config.task, list(TASKS))
+    if config.loss_agg_mode is not None:
+        _choose("loss_agg_mode", config.loss_agg_mode, AGG_MODES)
+    _choose("kl_estimator", config.kl_estimator, KL_ESTIMATORS)
+    if config.init is not None and not isinstance(config.init, str):
+        _refuse("init", config.init, "give a folder or hub name (a string), or None")
+    if config.backend == "hf" and config.init is None:
+        raise ValueError("backend 'hf' needs init = a hub name or a local model folder")
+
+
+def _check_sizes(config: TrainConfig) -> None:
+    """Fields whose range depends on another field."""
+    n_rows = config.prompts_per_step * config.group_size
+    if n_rows % config.num_mini_batches:
+        raise ValueError(f"num_mini_batches={config.num_mini_batches} must divide prompts_per_step*group_size={n_rows}")
+    if config.eval_k > config.eval_samples:
+        _refuse("eval_k", config.eval_k, f"give a whole number from 1 to eval_samples={config.eval_samples} "
+                                         "(pass@k needs k ≤ n samples)")
+    if config.seed > max_seed(config.steps):
+        _refuse("seed", config.seed, f"give a whole number from 0 to {max_seed(config.steps)} (each step's seed, "
+                                     f"seed·{SEED_STRIDE} + step, must stay below 2**63)")
+
+
+def _check_method(config: TrainConfig) -> None:
+    """The method takes these settings, every numeric one finite, and no KL is counted twice."""
+    from .methods import get_method
+
+    if not isinstance(config.method_settings, dict):
+        _refuse("method_settings", config.method_settings, "give a dict of the method's settings (name: value)")
+    method_config = get_method(config.method).make_config(config.method_settings)
+    for f in dataclasses.fields(method_config):
+        value = getattr(method_config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            _refuse(f"method setting {f.name}", value, "give a finite number")
+    for name in ("clip_ratio_low", "clip_ratio_high"):
+        value = getattr(method_config, name, 0.0)
+        if isinstance(value, (int, float)) and value < 0:
+            _refuse(f"method setting {name}", value, "give a finite number ≥ 0")
+    c = getattr(method_config, "clip_ratio_c", None)
+    if isinstance(c, (int, float)) and c <= 1:
+        _refuse("method setting clip_ratio_c", c, "give a finite number > 1 (the dual-clip bound), or None")
+    if config.method == "kl_ref" and config.kl_coef > 0:
+        raise ValueError("method 'kl_ref' has its own KL term (--set kl_loss_coef=...); leave kl_coef at 0")

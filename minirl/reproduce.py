@@ -7,6 +7,9 @@ The whole grid is checked before the first cell runs. A cell is done when its fo
 executed notebook, metrics.jsonl and, written last, done.json; a re-run skips done cells and
 starts every other one again from an empty folder, so a killed grid resumes where it stopped.
 A failed cell leaves error.txt (and its executed notebook, which shows where) and the grid goes on.
+One `reproduce` at a time writes into a results folder: it holds RESULTS/reproduce.lock (its pid,
+host and start time) while it runs; a second one is refused with those, and a lock left by a process
+that no longer runs (on this host) is taken over.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -24,6 +28,9 @@ from pathlib import Path
 
 from .grid import Cell, GridError, expand
 from .results import CELL, DONE, ERROR, METRICS_SCHEMA, open_results, record_cells
+from .run_folder import load_checkpoint_file, warn, write_atomic
+
+LOCK = "reproduce.lock"
 
 
 @dataclass
@@ -44,6 +51,12 @@ def reproduce(spec: dict, out=None, workers: int = 1, dry_run: bool = False, rep
     root = Path(out or spec.get("out") or "results/grid")
     if root.exists() or not dry_run:
         open_results(root, create=not dry_run)             # refuses a folder of another schema
+    with contextlib.nullcontext() if dry_run else results_lock(root):
+        return _reproduce(cells, root, workers, dry_run, report, progress, start)
+
+
+def _reproduce(cells: list[Cell], root: Path, workers: int, dry_run: bool, report: bool, progress: bool,
+               start: float) -> Outcome:
     todo = [c for c in cells if not is_done(root / c.id)]
     check_done_cells([c for c in cells if c not in todo], root)
     if dry_run:
@@ -65,6 +78,55 @@ def reproduce(spec: dict, out=None, workers: int = 1, dry_run: bool = False, rep
         print("report:", write_report(root))
     outcome.seconds = time.time() - start
     return outcome
+
+
+@contextlib.contextmanager
+def results_lock(root: Path):
+    """Hold RESULTS/reproduce.lock while the block runs: refuse when another live process holds
+    it (naming its pid, host and start time); take over one whose process has gone."""
+    lock = Path(root) / LOCK
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if holder is not None:
+                raise GridError(f"{root} is being written by another `python -m minirl reproduce` (pid "
+                                f"{holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}); "
+                                f"wait for it to finish or choose another --out (if that process is gone, "
+                                f"delete {lock})") from None
+            warn(f"{lock} was left by a process that no longer runs; taking it over")
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(mine) + "\n")
+        break
+    else:
+        raise GridError(f"could not take {lock}; another `reproduce` may have started at the same moment")
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _lock_holder(lock: Path) -> dict | None:
+    """Who holds the lock, or None when it is stale (its process, on this host, has gone)."""
+    try:
+        holder = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return None                                        # unreadable (a kill while writing it): stale
+    if not isinstance(holder, dict):
+        return None
+    if holder.get("host") != socket.gethostname():
+        return holder                                      # another machine's process: cannot tell, so refuse
+    try:
+        os.kill(int(holder.get("pid")), 0)
+    except (ProcessLookupError, TypeError, ValueError):
+        return None
+    except PermissionError:
+        pass                                               # alive, another user's
+    return holder
 
 
 def _count(items, noun: str) -> str:
@@ -150,17 +212,16 @@ def run_cell(cell: Cell, root) -> tuple[str, float, str | None]:
         (folder / ERROR).write_text(_error_text(err) + "\n")
         return cell.id, seconds, _error_text(err).splitlines()[0]
     seconds = time.time() - start
-    (folder / DONE).write_text(json.dumps({"seconds": round(seconds, 1)}) + "\n")   # last: the cell is done
+    (folder / ERROR).unlink(missing_ok=True)                # never an error.txt beside done.json
+    write_atomic(folder / DONE, json.dumps({"seconds": round(seconds, 1)}) + "\n")   # last: the cell is done
     return cell.id, seconds, None
 
 
 def _write_config(folder: Path) -> None:
     """config.json from the run's checkpoint, as `minirl train` writes it (the notebook's Trainer does not)."""
-    import torch
-
     if (folder / "checkpoint.pt").exists():
-        state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=False)
-        (folder / "config.json").write_text(json.dumps({"schema": state["schema"], **state["config"]}, indent=2))
+        state = load_checkpoint_file(folder / "checkpoint.pt")       # tensors and plain values: nothing in it runs
+        write_atomic(folder / "config.json", json.dumps({"schema": state["schema"], **state["config"]}, indent=2))
 
 
 def _error_text(err: Exception) -> str:

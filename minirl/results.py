@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .run_folder import write_atomic
 from .trainer import METRICS_SCHEMA, read_metrics
 
 MANIFEST, CELL, DONE, ERROR = "minirl-results.json", "cell.json", "done.json", "error.txt"
@@ -50,7 +51,7 @@ def open_results(root, create: bool = False) -> Path:
         raise SchemaError(f"{root} holds files but no {MANIFEST}; choose a new folder for the results")
     else:
         root.mkdir(parents=True, exist_ok=True)
-        manifest.write_text(json.dumps({"schema": METRICS_SCHEMA, "minirl": __version__}, indent=2) + "\n")
+        write_atomic(manifest, json.dumps({"schema": METRICS_SCHEMA, "minirl": __version__}, indent=2) + "\n")
     return root
 
 
@@ -65,7 +66,7 @@ def record_cells(root, ids: list[str]) -> None:
     """Put a grid's cell ids, in its order, first in the manifest: tables and figures keep that order."""
     manifest = json.loads((Path(root) / MANIFEST).read_text())
     manifest["cells"] = ids + [i for i in manifest.get("cells", []) if i not in ids]
-    (Path(root) / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_atomic(Path(root) / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
 def collect(root) -> list[Run]:
@@ -138,13 +139,12 @@ def run_config(folder) -> dict:
 def policy_at(folder, step: int):
     """(model, tokenizer, task, config) of a run at `step`: 0 is the policy it started from, any
     other step its checkpoint (the trainer keeps only the latest one, at the run's last step)."""
-    import torch
-
     from .config import TrainConfig
     from .hf import is_lora, load_adapter_state
+    from .run_folder import load_checkpoint_file
     from .trainer import Trainer
 
-    state = torch.load(Path(folder) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state = load_checkpoint_file(Path(folder) / "checkpoint.pt")   # tensors and plain values: nothing in it runs
     if step not in (0, state["step"]):
         raise ValueError(f"{folder} holds the policy at steps 0 and {state['step']} only (got {step})")
     trainer = Trainer(TrainConfig(**state["config"]))       # loads the starting policy and the task

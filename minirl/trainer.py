@@ -11,13 +11,18 @@ step at a time, every quantity the entropy theory talks about written to `metric
 
 Randomness is re-seeded from (seed, step) at the start of every step, so a resumed run
 draws exactly the random numbers the uninterrupted run would have drawn.
+
+A step whose advantages are all zero carries no signal: its optimizer steps are skipped
+(`skipped_update: 1` in its row), so the policy stays exactly as it was, unless the run has a term
+that acts without advantages (`kl_coef > 0`, or a method's `acts_without_advantages`, e.g. an
+entropy bonus). A loss, gradient norm or weight that is not finite stops the run at that step
+(`Diverged`), before anything of that step is saved: the last checkpoint stays the last good one.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import json
-import os
 import random
 import time
 from pathlib import Path
@@ -25,7 +30,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
+from .config import EVAL_SEED_OFFSET, TrainConfig, step_seed
 from .core import (AGG_MODES, KL_ESTIMATORS, aggregate_loss, aggregation_count, group_advantages, kl_penalty,
                    masked_mean)
 from .diagnostics import covariance_summary, token_entropy
@@ -34,6 +39,7 @@ from .hf import adapter_state, is_lora, load_adapter_state, load_hf_policy, refe
 from .methods import BatchContext, LossExtras, SamplingContext, get_method
 from .models import load_policy
 from .rollout import Rollout, concat_rollouts, gather_log_prob, policy_forward, score
+from .run_folder import CHECKPOINT, CONFIG, METRICS, claim, history_up_to, load_checkpoint_file, save_atomic, write_atomic
 from .tasks import Task, get_task
 from .tools import sample_for_task
 
@@ -46,23 +52,19 @@ METRIC_KEYS = ("step", "entropy", "reward", "accuracy", "pass_at_1", "pass_at_k"
                "cov_mean", "cov_top", "entropy_delta", "batch_entropy_change", "frac_all_equal_groups") + TIME_KEYS
 
 
+class Diverged(ValueError):
+    """Training produced a loss, gradient or weight that is not finite; the message names the step."""
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, out: str | Path | None = None, task: Task | None = None,
                  model=None, tokenizer=None):
-        self.config = config
+        self.config = config.validate(check_task=task is None)     # a config built directly is checked too
         self.method = get_method(config.method)
         self.method_config = self.method.make_config(config.method_settings)
-        _check(not (self.method.name == "kl_ref" and config.kl_coef > 0),
-               "method 'kl_ref' has its own KL term (--set kl_loss_coef=...); leave kl_coef at 0")
         self.agg_mode = config.loss_agg_mode or self.method.default_agg_mode
         _check(self.agg_mode in AGG_MODES, f"unknown loss_agg_mode {self.agg_mode!r}; choose one of: {', '.join(AGG_MODES)}")
         _check(config.kl_estimator in KL_ESTIMATORS, f"unknown kl_estimator {config.kl_estimator!r}; choose one of: {', '.join(KL_ESTIMATORS)}")
-        n_rows = config.prompts_per_step * config.group_size
-        _check(config.num_mini_batches >= 1 and n_rows % config.num_mini_batches == 0,
-               f"num_mini_batches={config.num_mini_batches} must divide prompts_per_step*group_size={n_rows}")
-        _check(config.group_size >= 2, f"group_size must be at least 2 (got {config.group_size})")
-        _check(config.micro_batch_size is None or config.micro_batch_size >= 1,
-               f"micro_batch_size must be at least 1, or None for whole mini-batches (got {config.micro_batch_size})")
         if model is None:
             model, tokenizer = _load_policy(config)
         self.model, self.tokenizer = model, tokenizer
@@ -85,17 +87,19 @@ class Trainer:
         self.out = Path(out) if out else None
         self.step, self.wall_s, self.prev_entropy, self.tokens_sampled = 0, 0.0, None, 0
         self.sampling_metrics: dict = {}
+        self.checkpoint_step: int | None = None  # the step of the checkpoint in `out`, once one is written or loaded
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict:
         c = self.config
         start = time.time()
         self.step += 1
-        torch.manual_seed(_step_seed(c.seed, self.step))
+        torch.manual_seed(step_seed(c.seed, self.step))
         self.model.eval()
         self.tokens_sampled = 0                  # every token generated this step, whatever became of it
         self.sampling_metrics = {}               # a method's own sampler reports here (sample_groups)
         rollout, rewards, gen_batches, examples = self._collect()
+        self._check_finite("reward", rewards, "the task's reward function returned it; a reward must be a finite number")
         adv, all_equal = group_advantages(rewards, c.group_size, c.scale_adv_by_std)
         sampled, batch_metrics = rollout, dict(self.sampling_metrics)   # rollout metrics: the policy's own samples
         if self.method.transform_batch is not None:
@@ -111,10 +115,14 @@ class Trainer:
                                                                       context)
         mask = rollout.response_mask
         adv_tok = (adv[:, None] if adv.dim() == 1 else adv) * mask                  # (B, T)
+        self._check_finite("advantage", adv_tok, f"method {self.method.name!r} made it from the rewards")
         ref_log_prob = self._ref_log_prob(rollout) if self.needs_ref else None
 
         self.model.train()
-        update = self._update(rollout, adv_tok, ref_log_prob)
+        skip = not adv_tok.any() and not self._acts_without_advantages()
+        update = self._update(rollout, adv_tok, ref_log_prob, step_optimizer=not skip)
+        if skip:
+            update["skipped_update"] = 1
 
         entropy = masked_mean(sampled.entropy, sampled.response_mask).item()
         if c.track_entropy_change:
@@ -148,7 +156,7 @@ class Trainer:
         up with set-aside groups so that its size never changes."""
         c = self.config
         rounds = c.max_gen_batches if c.dynamic_sampling else 1
-        rng = random.Random(_step_seed(c.seed, self.step))
+        rng = random.Random(step_seed(c.seed, self.step))
         pool = rng.sample(self.task.train, min(len(self.task.train), c.prompts_per_step * rounds))
         kept, dropped = [], []                 # (rollout of one round, its rewards, group index)
         for r in range(rounds):
@@ -232,11 +240,19 @@ class Trainer:
         self.model.train(was_training)
         return dataclasses.replace(rollout, old_log_prob=old_log_prob, entropy=entropy)
 
-    def _update(self, rollout: Rollout, adv_tok: torch.Tensor, ref_log_prob) -> dict:
+    def _acts_without_advantages(self) -> bool:
+        """Whether the loss has a term that moves the policy when every advantage is zero: the KL
+        to the reference (kl_coef > 0) or a method's own (its `acts_without_advantages`)."""
+        acts = self.method.acts_without_advantages
+        return self.config.kl_coef > 0 or bool(acts and acts(self.method_config))
+
+    def _update(self, rollout: Rollout, adv_tok: torch.Tensor, ref_log_prob, step_optimizer: bool = True) -> dict:
         """`ppo_epochs` passes of `num_mini_batches` optimizer steps over shuffled rows. With
         `micro_batch_size`, a mini-batch's gradient is accumulated over micro-batches, each loss
         weighted by its share of what the aggregation averages over (tokens or sequences), so the
-        sum is the mini-batch's loss; a method's own batch statistics are then per micro-batch."""
+        sum is the mini-batch's loss; a method's own batch statistics are then per micro-batch.
+        `step_optimizer=False` computes losses and gradients (and their metrics) but leaves the
+        weights and the optimizer as they are (a step without signal)."""
         c = self.config
         sums: dict[str, float] = {}
         n_updates = 0
@@ -252,6 +268,7 @@ class Trainer:
                 metrics: dict[str, float] = {}
                 for part in parts:
                     loss, part_metrics = self._loss(rollout, part, adv_tok, ref_log_prob, batch_means)
+                    self._check_finite("loss", loss.detach())
                     count = aggregation_count(rollout.response_mask[part], self.agg_mode, divide_by_seqs)
                     weight = count / total if total else 1.0                 # total None: the mode sums
                     (loss * weight).backward()
@@ -260,11 +277,29 @@ class Trainer:
                     for key, value in part_metrics.items():
                         metrics[key] = metrics.get(key, 0.0) + (weight if key == "pg_loss" else share) * value
                 metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm).item()
-                self.optimizer.step()
+                self._check_finite("gradient norm", torch.tensor(metrics["grad_norm"]))
+                if step_optimizer:
+                    self.optimizer.step()
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + value
                 n_updates += 1
+        for p in self.model.parameters():
+            if p.requires_grad:
+                self._check_finite("weight", p.detach())
         return {_metric_name(self.method.name, k): v / n_updates for k, v in sums.items()}
+
+    def _check_finite(self, what: str, values: torch.Tensor, cause: str | None = None) -> None:
+        """Stop the run (Diverged) when `values` hold a NaN or an infinity, naming the step, what was
+        not finite, its likely cause, and the checkpoint that stays the last good one."""
+        if bool(torch.isfinite(values).all()):
+            return
+        bad = values[~torch.isfinite(values)]
+        cause = cause or (f"the learning rate lr={self.config.lr:g} is likely too high for this policy, or a "
+                          "method setting blows the loss up; start a new run with a smaller lr")
+        kept = (f"{self.out / CHECKPOINT} (step {self.checkpoint_step}) is kept as the last good checkpoint"
+                if self.out and self.checkpoint_step is not None else "no checkpoint of this run was written")
+        raise Diverged(f"training diverged at step {self.step}: {bad.numel()} {what} value(s) are {bad[0].item()} "
+                       f"({cause}); nothing of step {self.step} was saved, {kept}")
 
     def _loss(self, rollout: Rollout, index: torch.Tensor, adv_tok: torch.Tensor, ref_log_prob,
               batch_means: dict) -> tuple[torch.Tensor, dict]:
@@ -309,15 +344,19 @@ class Trainer:
     def evaluate(self) -> dict:
         c = self.config
         return evaluate(self.model, self.tokenizer, self.task, n_samples=c.eval_samples, k=c.eval_k,
-                        temperature=c.temperature, top_p=c.top_p, seed=_step_seed(c.seed, 10**6 + self.step),
+                        temperature=c.temperature, top_p=c.top_p, seed=step_seed(c.seed, EVAL_SEED_OFFSET + self.step),
                         max_prompts=c.eval_prompts)
 
     # ------------------------------------------------------------------ the run
     def run(self, progress: bool = True) -> list[dict]:
-        """Train to `config.steps`, writing metrics.jsonl and checkpoints under `out`."""
+        """Train to `config.steps`, writing metrics.jsonl and checkpoints under `out`. A fresh
+        trainer refuses an `out` that holds a run (resume it with `train(..., resume=True)`); one
+        that holds only the rows of a run stopped before its first checkpoint starts again."""
         c = self.config
         history = []
         if self.step == 0:
+            if self.out:
+                claim(self.out, resume=False)
             start = time.time()
             evaluation = self.evaluate()
             self.wall_s += time.time() - start
@@ -339,32 +378,50 @@ class Trainer:
         row.update({k: v for k, v in metrics.items() if k not in row})
         if self.out:
             self.out.mkdir(parents=True, exist_ok=True)
-            with open(self.out / "metrics.jsonl", "a") as f:
+            with open(self.out / METRICS, "a") as f:          # a kill may cut this line: a resume drops it
                 f.write(json.dumps(row) + "\n")
         return row
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:
         """Model (for a LoRA model: the adapter only), optimizer and progress, written atomically
-        to out/checkpoint.pt."""
-        path = self.out / "checkpoint.pt"
+        to out/checkpoint.pt as tensors and plain values (loadable with weights_only=True)."""
+        path = self.out / CHECKPOINT
         weights = {"adapter": adapter_state(self.model)} if is_lora(self.model) else {"model": self.model.state_dict()}
         state = {"schema": METRICS_SCHEMA, "config": self.config.to_dict(), "step": self.step,
                  "wall_s": self.wall_s, "prev_entropy": self.prev_entropy,
                  **weights, "optimizer": self.optimizer.state_dict(),
                  "method_state": self.method_state.state_dict() if self.method_state else None}
-        torch.save(state, str(path) + ".tmp")
-        os.replace(str(path) + ".tmp", path)
+        save_atomic(state, path)
+        self.checkpoint_step = self.step
         return path
 
     def load_checkpoint(self) -> int:
-        """Restore the last checkpoint and drop metrics logged after it. Returns its step."""
-        state = torch.load(self.out / "checkpoint.pt", weights_only=False, map_location=self.device)
+        """Restore the last checkpoint and drop metrics logged after it. Returns its step.
+        Refuses other settings, a `steps` below the checkpoint's, and a metrics.jsonl that does
+        not run from step 0 to the checkpoint's (run_folder.history_up_to)."""
+        path = self.out / CHECKPOINT
+        state = load_checkpoint_file(path, map_location=self.device)
         saved = {k: v for k, v in state["config"].items() if k != "steps"}
         ours = {k: v for k, v in self.config.to_dict().items() if k != "steps"}
         diff = sorted(k for k in ours if saved.get(k) != ours[k])
         _check(not diff, f"cannot resume {self.out}: settings differ from the saved run: "
                + ", ".join(f"{k} (saved {saved.get(k)!r}, now {ours[k]!r})" for k in diff))
+        _check(self.config.steps >= state["step"],
+               f"cannot resume {self.out} with steps={self.config.steps}: its checkpoint is already at step "
+               f"{state['step']}; give steps ≥ {state['step']} (or leave --steps out to finish the saved run)")
+        kept = history_up_to(self.out / METRICS, state["step"])
+        try:
+            self._restore(state)
+        except (KeyError, RuntimeError, TypeError, ValueError) as err:
+            raise ValueError(f"cannot resume from {path}: its contents do not fit this run "
+                             f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})") from None
+        write_atomic(self.out / METRICS, "".join(line + "\n" for line in kept))
+        self.checkpoint_step = self.step
+        return self.step
+
+    def _restore(self, state: dict) -> None:
+        """Weights, optimizer, method state and progress from a checkpoint's dict."""
         if is_lora(self.model):
             load_adapter_state(self.model, state["adapter"])
         else:
@@ -373,10 +430,6 @@ class Trainer:
         if self.method_state is not None:
             self.method_state.load_state_dict(state["method_state"])
         self.step, self.wall_s, self.prev_entropy = state["step"], state["wall_s"], state["prev_entropy"]
-        lines = (self.out / "metrics.jsonl").read_text().splitlines()
-        kept = [line for line in lines if json.loads(line)["step"] <= self.step]
-        (self.out / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))
-        return self.step
 
 
 def _truncate(rollout: Rollout, T: int, tokenizer) -> Rollout:
@@ -401,10 +454,6 @@ def _load_policy(config: TrainConfig):
     return load_policy(config.init or default_path(config.task, config.profile))
 
 
-def _step_seed(seed: int, step: int) -> int:
-    return seed * 1_000_003 + step
-
-
 def _metric_name(method: str, key: str) -> str:
     """Update metrics keep their names; a method's own ones go under its name (so a method can
     never overwrite a rollout metric such as `entropy`)."""
@@ -427,17 +476,16 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     """Run (or, with `resume`, continue) a training run whose files live in `out`.
 
     A folder that already holds a run is never overwritten: pass `resume=True` to continue
-    it from its last checkpoint, or choose another folder.
+    it from its last checkpoint, or choose another folder. A folder whose run stopped before its
+    first checkpoint starts again from step 0, resumed or not (run_folder.claim).
     """
     out = Path(out)
-    has_run = (out / "metrics.jsonl").exists()
-    if has_run and not resume:
-        raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    if resume and not (out / "checkpoint.pt").exists():
-        raise ValueError(f"nothing to resume in {out}: no checkpoint.pt there")
+    config.validate()
+    if claim(out, resume) == "restart":
+        resume = False
     trainer = Trainer(config, out=out)
     if resume:
         trainer.load_checkpoint()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({"schema": METRICS_SCHEMA, **config.to_dict()}, indent=2))
+    write_atomic(out / CONFIG, json.dumps({"schema": METRICS_SCHEMA, **config.to_dict()}, indent=2))
     return trainer.run(progress=progress)

@@ -69,6 +69,7 @@ from trl.models.utils import disable_gradient_checkpointing
 from ..core import AGG_MODES, aggregate_loss, kl_penalty, masked_mean
 from ..diagnostics import covariance_summary, token_entropy
 from ..methods import LossExtras, get_method
+from ..run_folder import load_plain
 from ..trainer import UPDATE_KEYS
 
 VISION_KEYS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes", "num_tiles",
@@ -214,7 +215,7 @@ class MinirlGRPOTrainer(GRPOTrainer):
         super()._load_optimizer_and_scheduler(checkpoint)
         path = os.path.join(checkpoint, STATE_FILE) if checkpoint else None
         if self.method_state is not None and path and os.path.exists(path):
-            self.method_state.load_state_dict(torch.load(path, weights_only=False))
+            self.method_state.load_state_dict(load_plain(path))       # tensors and plain values only
 
 
 def _check_supported(args, method: str, needs: tuple) -> None:

@@ -1,19 +1,21 @@
-"""Plain entropy bonus: PPO-clip minus c times the policy's full-vocabulary entropy (card 19.4).
+"""Plain entropy bonus: PPO-clip minus c times the policy's full-vocabulary entropy (verl
+`actor.entropy_coeff`, TRL `entropy_coef`).
 
 The oldest remedy for entropy collapse: reward the policy for staying uncertain at every position it
 is trained on. It acts on all tokens alike, so a coefficient large enough to matter tends to make the
-entropy explode rather than hold it (the failure Lp-Reg and SIREN start from, card 8).
+entropy explode rather than hold it: the failure that Lp-Reg (arXiv 2510.03222) reports for GRPO +
+entropy loss on Qwen2.5-32B, and that SIREN (arXiv 2509.25133) starts from.
 
     H_{i,t} = −Σ_v π_θ(v∣s_{i,t}) log π_θ(v∣s_{i,t})          (full vocabulary, temperature-scaled logits)
     L = agg(ℓ, M) − c · agg_H(H, M)                          (verl `dp_actor`: policy_loss = pg_loss −
                                                               entropy_coeff · entropy_loss)
 
-with ℓ the PPO-clip token loss of card 0. The gradient flows through H (it is not detached).
+with ℓ the PPO-clip token loss (`core.ppo_clip_token_loss`). The gradient flows through H (it is not detached).
 
 Settings (`--set name=value`):
     entropy_coeff     0.001 — c. verl `actor.entropy_coeff` (earlier verl versions defaulted to 1e-3, now 0, which
-                      would make this method plain GRPO; TRL `entropy_coef`, default 0). At the tiny CPU
-                      scale 0.01 did nothing measurable and 0.03 helped some: try `--set entropy_coeff=0.03`.
+                      would make this method plain GRPO; TRL `entropy_coef`, default 0). The tiny CPU
+                      scale needs a larger c: `compare.TINY_SCALE_VARIANTS` uses `--set entropy_coeff=0.03`.
     entropy_agg_mode  None — agg_H. None aggregates H with the run's `loss_agg_mode` over all response
                       tokens, as verl does; "token-mean" is TRL's choice (always the token mean, whatever the
                       loss type).
@@ -41,7 +43,8 @@ class EntropyBonusConfig(PolicyLossConfig):
 
 
 @register_method("entropy_bonus", config_cls=EntropyBonusConfig, default_agg_mode="token-mean",
-                 needs=("entropy",), summary="PPO-clip minus c times the mean full-vocabulary entropy")
+                 needs=("entropy",), summary="PPO-clip minus c times the mean full-vocabulary entropy",
+                 acts_without_advantages=lambda config: config.entropy_coeff != 0)   # −c·H needs no advantage
 def entropy_bonus_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
                        config: EntropyBonusConfig | None = None, extra: LossExtras | None = None):
     config = config or EntropyBonusConfig()

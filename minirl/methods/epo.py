@@ -1,7 +1,7 @@
 """EPO: entropy bonus plus a smoothing penalty that keeps entropy inside a band around its own
 history, weighted by training phase (Xu et al., 2025, "EPO: Entropy-regularized Policy
-Optimization for LLM Agents Reinforcement Learning", arXiv 2509.22576; official code WujiangXu/EPO,
-`verl/workers/actor/dp_actor.py`; card 7).
+Optimization for LLM Agents Reinforcement Learning", arXiv 2509.22576; official code github.com/WujiangXu/EPO,
+`verl/workers/actor/dp_actor.py`).
 
 In multi-turn agents entropy oscillates step to step (the "exploration–exploitation cascade").
 EPO adds an entropy bonus and penalises token entropy that leaves the band [κ_l·H̄_hist,
@@ -17,7 +17,7 @@ changes over training.
 
 The paper's penalty is meant to pull entropy back into the band, but in the released code P is a
 constant chosen by a comparison: it moves the loss value and has no gradient, so the released
-method is an entropy bonus with c_H (card 7.5.1). Our default `smooth_form = "hinge"` is the
+method is an entropy bonus with c_H. Our default `smooth_form = "hinge"` is the
 differentiable reading of the paper; "squared_hinge" squares each relu; "released" reproduces the
 code. The released w(e) decays late in training, unlike the paper's prose ("strong stabilisation
 late"); we follow the code. In "seq" mode the response's masked mean entropy replaces H_t (the
@@ -32,7 +32,8 @@ Our mapping: e = training step − 1 (the code's epoch counts from 0). The code 
 environment turn and smooths only samples from turn ≥ max_step/2 = 25; minirl's tasks are single
 turn, so the history is one number per step and that turn gate is inert (we smooth every sample).
 The history holds only finished steps, so step 1 has none and smooths nothing (the code's history
-also holds the current rollout). At CPU scale c_H = 0.001 does nothing: try c_H = 0.03 and c_s = 10.
+also holds the current rollout). At CPU scale c_H = 0.001 is too small to matter:
+`compare.TINY_SCALE_VARIANTS` uses c_H = 0.03 and c_s = 10.
 
 Metrics: `entropy_mask_ratio` (fraction of tokens inside the band, official) and `hist_entropy`
 (H̄_hist), both absent at step 1 (no history yet); `phase_weight` (w(e)), `smooth_penalty`
@@ -114,7 +115,7 @@ def band_penalty(H, H_hist: float, lo: float, hi: float, out_penalty: float, for
 
 
 @register_method("epo", config_cls=EPOConfig, default_agg_mode="token-mean", needs=("entropy",),
-                 state_cls=EPOState,
+                 state_cls=EPOState, acts_without_advantages=lambda config: config.entropy_coeff != 0,  # bonus, band
                  summary="EPO: entropy bonus + penalty on entropy outside a band around its history")
 def epo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
              config: EPOConfig | None = None, extra: LossExtras | None = None):

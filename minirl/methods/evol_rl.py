@@ -167,6 +167,7 @@ def _check(config: EvolRLConfig) -> None:
 
 @register_method("evol_rl", config_cls=EvolRLConfig, transform_batch=evol_rl_batch, default_agg_mode="token-mean",
                  needs=("entropy",), train_defaults={"kl_coef": 0.001},
+                 acts_without_advantages=lambda config: config.entropy_coeff != 0,   # −c·H needs no advantage
                  summary="label-free EVOL-RL: majority vote selects, embedding novelty ranks within each class")
 def evol_rl_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
                  config: EvolRLConfig | None = None, extra: LossExtras | None = None):

@@ -61,6 +61,7 @@ def kl_estimate(logp, ref_logp, estimator: str = "k3"):
 
 @register_method("kl_ref", config_cls=KLRefConfig, default_agg_mode="seq-mean-token-mean",
                  needs=("ref_log_prob",), train_defaults={"kl_coef": 0.0},
+                 acts_without_advantages=lambda config: config.kl_loss_coef != 0,   # β·KL to the reference
                  summary="PPO-clip plus beta times KL(pi_theta || pi_ref) to the warm start (k1/k2/k3)")
 def kl_ref_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="seq-mean-token-mean",
                 config: KLRefConfig | None = None, extra: LossExtras | None = None):

@@ -162,6 +162,11 @@ class Method:
     """Optional batch-level step (see the module docstring); None for pure loss methods."""
     sample_groups: Callable | None = None
     """Optional sampler of the step's groups (see the module docstring); None: the trainer's own."""
+    acts_without_advantages: Callable | None = None
+    """acts_without_advantages(config) -> bool: True when the loss has a term that moves the policy
+    even where every advantage is zero (an entropy bonus, a KL pull to a reference). The trainer
+    skips the optimizer steps of a step whose advantages are all zero unless this says True (or the
+    run's kl_coef > 0): a batch without signal leaves the policy as it was. None: no such term."""
 
     def make_config(self, overrides: dict[str, str] | None = None):
         """The method's config with `name=value` strings from the CLI applied (type-checked)."""
@@ -181,7 +186,7 @@ METHODS: dict[str, Method] = {}
 def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_mode: str = "token-mean",
                     needs: tuple[str, ...] = (), summary: str = "", state_cls: type | None = None,
                     train_defaults: dict | None = None, transform_batch: Callable | None = None,
-                    sample_groups: Callable | None = None):
+                    sample_groups: Callable | None = None, acts_without_advantages: Callable | None = None):
     """Decorator: `@register_method("grpo", summary=...)` above a policy-loss function."""
     unknown = set(needs) - set(NEEDS)
     if unknown:
@@ -192,7 +197,7 @@ def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_
             raise ValueError(f"method {name!r} is registered twice")
         METHODS[name] = Method(name, fn, config_cls, default_agg_mode, tuple(needs),
                                summary or (fn.__doc__ or "").strip().splitlines()[0], state_cls,
-                               dict(train_defaults or {}), transform_batch, sample_groups)
+                               dict(train_defaults or {}), transform_batch, sample_groups, acts_without_advantages)
         return fn
     return wrap
 

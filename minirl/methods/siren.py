@@ -106,6 +106,7 @@ def peak_mask(H: torch.Tensor, mask: torch.Tensor, mask_ratio: float) -> torch.T
 
 @register_method("siren", config_cls=SirenConfig, default_agg_mode="seq-mean-token-sum-norm", needs=("logits",),
                  state_cls=SirenState, train_defaults={"scale_adv_by_std": False},
+                 acts_without_advantages=lambda config: config.entropy_coeff != 0,   # c·(Ĥ − H_anchor)²
                  summary="SIREN: squared pull of the top-p entropy at peak positions towards its step-1 value")
 def siren_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="seq-mean-token-sum-norm",
                config: SirenConfig | None = None, extra: LossExtras | None = None):

@@ -83,6 +83,7 @@ update: `replay_rows_mb`, `replay_ppo_kl` (mean old_logp − logp over replayed 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ import torch.nn.functional as F
 
 from ..core import aggregate_loss, group_advantages, masked_mean, ppo_clip_token_loss, ppo_metrics
 from ..diagnostics import centred_covariance
-from ..rollout import concat_rollouts
+from ..rollout import Rollout, concat_rollouts
 from .clip_cov import clip_cov_selection
 from .registry import BatchContext, LossExtras, MethodState, PolicyLossConfig, register_method
 
@@ -138,6 +139,15 @@ class SPEARState(MethodState):
         self.replay_keys = None   # (R, T) old log-probs of this step's replayed rows
         self.n_on_policy = None   # on-policy rows of this step's batch; replayed rows come after
         self.replay_weight = 0.0  # c(step)
+
+    def state_dict(self) -> dict:
+        """Plain tensors, lists and numbers (a checkpoint is loaded with weights_only=True): each
+        buffered Rollout as a dict of its fields."""
+        fields = lambda rows: {f.name: getattr(rows, f.name) for f in dataclasses.fields(rows)}  # noqa: E731
+        return {**vars(self), "buffer": [(step, fields(rows), R, A) for step, rows, R, A in self.buffer]}
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update({**state, "buffer": [(step, Rollout(**rows), R, A) for step, rows, R, A in state["buffer"]]})
 
 
 def replay_weight(step: int, coef: float, max_steps: int) -> float:

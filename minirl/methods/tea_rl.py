@@ -67,6 +67,7 @@ def covariance_weights(logp, adv, response_mask, alpha: float, ub: float):
 
 
 @register_method("tea_rl", config_cls=TEARLConfig, default_agg_mode="token-mean", needs=("entropy",),
+                 acts_without_advantages=lambda config: config.cov_alpha != 0,   # A = 0: w = α_cov/|o_i|, a bonus
                  summary="Light-IF TEA-RL: entropy bonus weighted by a per-response softmax of Cov(logp, A)")
 def tea_rl_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
                 config: TEARLConfig | None = None, extra: LossExtras | None = None):

@@ -79,6 +79,21 @@ def comparison_table(runs: dict[str, dict[int, list[dict]]], baseline: str | Non
     return "\n".join(lines)
 
 
+def budget_table(runs: dict[str, dict[int, list[dict]]], k: int, baseline: str = "grpo") -> str:
+    """Markdown, cheapest first: the tokens each variant sampled a step (mean ± std over seeds), that
+    against `baseline`'s, and its final pass@k, so that pass@k is read beside what it cost."""
+    cost = {label: [run_summary(rows) for rows in by_seed.values()] for label, by_seed in runs.items()}
+    tokens = {label: statistics.mean(s["tokens_per_step"] for s in items) for label, items in cost.items()}
+    lines = [f"| method | tokens sampled a step | vs {baseline} | final pass@{k} |", "|---|---|---|---|"]
+    for label in sorted(cost, key=tokens.get):
+        per_seed = [s["tokens_per_step"] for s in cost[label]]
+        spread = f" ± {statistics.stdev(per_seed):.0f}" if len(per_seed) > 1 else ""
+        ratio = f"{tokens[label] / tokens[baseline]:.2f}×" if baseline in tokens else "—"
+        passk = statistics.mean(s["final_pass_at_k"] for s in cost[label])
+        lines.append(f"| {label} | {tokens[label]:.0f}{spread} | {ratio} | {passk:.3f} |")
+    return "\n".join(lines)
+
+
 VERDICTS = ("more", "within spread", "less", "undecided (1 seed)")
 
 

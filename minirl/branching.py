@@ -1,5 +1,5 @@
-"""Branching from high-entropy tokens: the rollout-side helpers that CURE (card 2) and ETTRL's
-ETMR (card 11) share.
+"""Branching from high-entropy tokens: the rollout-side helpers that CURE (arXiv 2508.11016,
+`methods/cure.py`) and ETTRL's ETMR (arXiv 2508.11356, `methods/ettrl.py`) share.
 
 Both methods look at the per-token entropy H_{i,t} of a sampled response o_i, choose positions
 where the policy was most undecided, and sample new continuations of the prefix o_i[:t] (the

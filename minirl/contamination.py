@@ -1,8 +1,9 @@
-"""Was this prompt trained on with RL? Self-Critique (card 20f) against a perplexity baseline, and ROC/AUC.
+"""Was this prompt trained on with RL? Self-Critique against a perplexity baseline, and ROC/AUC.
 
-Tao et al., arXiv 2510.09259; code yongding-tao/RL-Data-Contamination @8bb7a2c (`detectors/self_critique.py`,
-`detectors/ppl.py`, `generate_full_data.py`; read, not copied). RL collapses the policy on the prompts
-it was trained on into a few sparse modes; asked for a different answer, it walks the same path.
+Tao et al., arXiv 2510.09259; official code github.com/yongding-tao/RL-Data-Contamination @8bb7a2c
+(`detectors/self_critique.py`, `detectors/ppl.py`, `generate_full_data.py`; read, not copied). RL
+collapses the policy on the prompts it was trained on into a few sparse modes; asked for a different
+answer, it walks the same path.
 
     greedy pass y_1..y_L;  e_t = −Σ_{v ∈ top-K(π(·|s_t))} π(v|s_t) log π(v|s_t)    K = 50, NOT renormalised
     pass 1: e (the prompt);  pass 2: e' (a second greedy response that is asked to differ)

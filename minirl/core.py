@@ -1,6 +1,6 @@
 """The shared math of policy-gradient RL for LMs: advantages, PPO-clip, loss aggregation, KL.
 
-Notation follows card 0 of the method reference: `logp`, `old_logp`, `adv`, `ratio`,
+Notation, shared by every method file: `logp`, `old_logp`, `adv`, `ratio`,
 `eps_low`, `eps_high`, `mask`; tensors are (B, T) = (sequences, response tokens) unless noted.
 No loops over training steps, no files, no plots live here.
 """
@@ -38,7 +38,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
 
 def aggregate_loss(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean",
                    loss_scale_factor: float | None = None, divide_by_seqs: bool = False) -> torch.Tensor:
-    """Reduce a (B, T) per-token loss to a scalar (card 0, the four verl modes).
+    """Reduce a (B, T) per-token loss to a scalar (the four modes of verl's `actor.loss_agg_mode`).
 
     token-mean               Σ M ℓ / Σ M
     seq-mean-token-mean      mean_i (Σ_t M ℓ / Σ_t M)

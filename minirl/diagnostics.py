@@ -1,5 +1,6 @@
 """What the theory talks about, measured: entropy, the log-prob/advantage covariance, pass@k,
-and the entropy-performance law R = −a·exp(H) + b (card 1 of the method reference).
+and the entropy-performance law R = −a·exp(H) + b (Cui et al., "The Entropy Mechanism of
+Reinforcement Learning for Reasoning Language Models", arXiv 2505.22617).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def token_entropy(logits: torch.Tensor) -> torch.Tensor:
 
 def centred_covariance(logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
                        means: tuple[float, float] | None = None) -> torch.Tensor:
-    """Per-token covariance term used by Clip-Cov / KL-Cov (card 1):
+    """Per-token covariance term used by Clip-Cov / KL-Cov (Cui et al., arXiv 2505.22617; the
+    estimator of the official code, github.com/PRIME-RL/Entropy-Mechanism-of-RL):
 
         Cov_t = (logp_t − mean logp) · (A_t − mean A)      means over the valid tokens
 
@@ -71,7 +73,8 @@ def fit_entropy_law(entropy, reward) -> tuple[float, float, float]:
 def softmax_entropy_change(z: np.ndarray, dz: np.ndarray) -> tuple[float, float]:
     """Exact and first-order entropy change of softmax(z) under logits z → z + dz.
 
-    The first-order term is −Cov_{a∼π}(log π(a), dz_a)  (Lemma of card 1)."""
+    The first-order term is −Cov_{a∼π}(log π(a), dz_a): the lemma of Cui et al. (arXiv 2505.22617)
+    for a softmax policy in one state (its policy-gradient forms are in `minirl.theory`)."""
     def softmax(x):
         e = np.exp(x - x.max())
         return e / e.sum()

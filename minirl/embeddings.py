@@ -1,5 +1,5 @@
-"""Text embeddings for novelty rewards (EVOL-RL, card 9): each returns L2-normalised rows, so that
-`E @ E.T` is the cosine-similarity matrix.
+"""Text embeddings for novelty rewards (EVOL-RL, arXiv 2509.15194, `methods/evol_rl.py`): each returns
+L2-normalised rows, so that `E @ E.T` is the cosine-similarity matrix.
 
     char_ngram     counts of every character n-gram (n = 1 … n_max) of the text, over the n-grams
                    of the batch: a bag-of-pieces stand-in with no model, instant, deterministic.

@@ -1,4 +1,5 @@
-"""The entropy-covariance lemma on a one-state softmax bandit (card 1), in numpy only.
+"""The entropy-covariance lemma on a one-state softmax bandit (Cui et al., "The Entropy
+Mechanism of Reinforcement Learning for Reasoning Language Models", arXiv 2505.22617), in numpy only.
 
 A policy over K arms with logits z:  π = softmax(z),  H(π) = −Σ_a π_a log π_a  (nats).
 Move the logits by a small δz; to first order the entropy changes by

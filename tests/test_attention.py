@@ -1,6 +1,7 @@
-"""Attention entropy (cards 20a, 20b): the diagnostic on hand-made maps and on a tiny Qwen2, σReparam's
-power iteration and reparametrised layer, the entropy-guided regulariser on a hand-set map, the
-entropy lower bound, the synthetic language and the training loop."""
+"""Attention entropy (σReparam, Zhai et al., ICML 2023; entropy-guided attention, Jha & Reagen, 2025):
+the diagnostic on hand-made maps and on a tiny Qwen2, σReparam's power iteration and reparametrised
+layer, the entropy-guided regulariser on a hand-set map, the entropy lower bound, the synthetic
+language and the training loop."""
 import math
 
 import pytest
@@ -15,6 +16,8 @@ from minirl.attention.reduced_nonlinearity import LinearMLP, linear_mlp, remove_
 from minirl.attention.sigma_reparam import SigmaReparamLinear, apply_sigma_reparam
 from minirl.attention.synthetic_lm import loss_floor, make_token_batches, sample_text
 from minirl.attention.train_lm import LMTrainConfig, train_lm
+from minirl.attention.verdicts import (count_states, layer_states, mean_entropy, uniform_entropy, unigram_entropy,
+                                      versus)
 from minirl.models import TinySize, build_tiny_model, build_tokenizer
 
 LN2, LN3, LN4 = math.log(2), math.log(3), math.log(4)
@@ -297,3 +300,32 @@ def test_training_lowers_the_loss_and_stops_on_divergence(tokenizer):
         model.model.embed_tokens.weight.fill_(float("nan"))
     rows = train_lm(model, data, LMTrainConfig(steps=5, batch_size=8))
     assert len(rows) == 1 and rows[0]["diverged"]
+
+
+# --- the notebook's computed verdicts -------------------------------------------------------------
+
+def test_uniform_entropy_is_the_mean_log_of_the_keys_each_query_sees():
+    assert uniform_entropy(4) == pytest.approx(math.log(24) / 4)                    # (0 + ln2 + ln3 + ln4) / 4
+
+
+def test_layer_states_name_collapse_and_overload_against_uniform_attention():
+    uniform = 2.0                                                                  # collapsed < 0.2, overloaded > 1.6
+    evaluation = {"attn_entropy": [0.1, 0.19, 0.21, 1.6, 1.61, 1.9]}
+    assert layer_states(evaluation, uniform) == ["collapsed", "collapsed", "between", "between", "overloaded",
+                                                 "overloaded"]
+    assert count_states([evaluation, None, {"attn_entropy": [0.0]}], uniform, "collapsed") == [2, 1]
+    assert mean_entropy({"attn_entropy": [0.5, 1.5]}) == 1.0
+
+
+def test_versus_compares_the_means_against_the_summed_seed_spread():
+    # means 2 and 1: margin +1; stdevs √2 and 0: spread 1.414 > 1, so within it
+    sentence, word = versus("loss", "a", [1.0, 3.0], "b", [1.0, 1.0])
+    assert word == "within the seed spread" and "+1.000" in sentence and "±1.414" in sentence
+    assert versus("loss", "a", [2.0, 2.2], "b", [1.0, 1.2])[1] == "higher"        # margin 1, spread 0.28
+    assert versus("loss", "a", [1.0, 1.2], "b", [2.0, 2.2])[1] == "lower"
+    assert versus("loss", "a", [1.0], "b", [2.0])[1] == "undecided (1 seed)"
+
+
+def test_unigram_entropy_of_the_token_frequencies():
+    data = torch.tensor([[1, 1, 2, 3], [1, 1, 2, 3]])                             # p = 1/2, 1/4, 1/4
+    assert unigram_entropy(data) == pytest.approx(0.5 * LN2 + 0.5 * LN4)

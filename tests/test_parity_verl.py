@@ -1,6 +1,7 @@
 """minirl's PPO-clip, Clip-Cov and KL-Cov losses agree with verl's registered policy losses.
 
-verl is the reference implementation the method cards were read from (card 1, card 19). The test
+verl is the reference implementation: Clip-Cov and KL-Cov were merged into it from their official
+code (github.com/PRIME-RL/Entropy-Mechanism-of-RL), and the GRPO-family baselines are its recipes. The test
 is skipped when verl cannot be imported; importing `verl.trainer.ppo.core_algos` needs verl and,
 through `verl/__init__.py`, ray, tensordict, omegaconf, hydra-core, codetiming, orjson, ... .
 Checked against verl 0.9.1.

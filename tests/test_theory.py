@@ -1,4 +1,4 @@
-"""The entropy-covariance law on a softmax bandit (card 1), against independent computations:
+"""The entropy-covariance law on a softmax bandit (Cui et al., arXiv 2505.22617), against independent computations:
 the first-order prediction matches the exact entropy change, the updates are the gradients
 they claim to be, and the four sign regions come out as derived by hand."""
 import numpy as np

@@ -1,6 +1,7 @@
-"""Test-time adaptation (minirl.tta, notebook 06; reference cards 20c SAR, 20d DeYO, 20e open-set
-filter): hand-worked entropy, gradients, masks, weights and the reset rule, the corruptions and
-streams, and one behaviour check that Tent collapses at batch size 1 where SAR does not."""
+"""Test-time adaptation (minirl.tta, notebook 06; SAR, Niu et al., ICLR 2023; DeYO, Lee et al., ICLR
+2024; the open-set "wisdom of crowds" filter, Lee et al., ICCV 2023): hand-worked entropy,
+gradients, masks, weights and the reset rule, the corruptions and streams, and one behaviour check
+that Tent collapses at batch size 1 where SAR does not."""
 import math
 
 import pytest

@@ -1,10 +1,15 @@
-"""Entropy collapse inside the network: attention entropy, and two methods that act on it (card 20).
+"""Entropy collapse inside the network: attention entropy, and two methods that act on it.
 
     entropy.py               the diagnostic: per-head attention entropy of any Hugging Face causal LM
-    bound.py                 the lower bound of attention entropy from the logits' spectral norm (20a)
-    sigma_reparam.py         σReparam: Ŵ = (γ/σ(W))·W for every linear layer (20a)
-    entropy_guided.py        the attention-entropy regulariser with learnable thresholds (20b)
-    reduced_nonlinearity.py  a Qwen2 without norms and with a linear FFN, where 20b's failures show
+    bound.py                 the lower bound of attention entropy from the logits' spectral norm (Zhai et al.)
+    sigma_reparam.py         σReparam: Ŵ = (γ/σ(W))·W for every linear layer (Zhai et al.)
+    entropy_guided.py        the attention-entropy regulariser with learnable thresholds (Jha & Reagen)
+    reduced_nonlinearity.py  a Qwen2 without norms and with a linear FFN, where Jha & Reagen's failures show
+
+Papers: Zhai et al., "Stabilizing Transformer Training by Preventing Attention Entropy Collapse"
+(ICML 2023; official code github.com/apple/ml-sigma-reparam); Jha & Reagen, "Entropy-Guided
+Attention for Private LLMs" (AAAI'25 PPAI workshop; official code
+github.com/Nandan91/entropy-guided-attention-llm).
     synthetic_lm.py          a copy / reverse character language to train tiny LMs from scratch
     train_lm.py              the training loop that logs loss and attention entropy every step
 

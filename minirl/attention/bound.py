@@ -1,5 +1,6 @@
 """The lower bound of attention entropy in terms of the spectral norm of the attention logits
-(Zhai et al., 2023, Thm 3.1; card 20a), in the form derived and checked here.
+(Zhai et al., "Stabilizing Transformer Training by Preventing Attention Entropy Collapse", ICML 2023,
+Thm 3.1), in the form derived and checked here.
 
 Step 1, softmax. If the n logits z_1..z_n of one query lie in an interval of width Δ, then
 p_j ≤ e^Δ p_k for all j, k: a polytope of distributions. Entropy is concave, so its minimum over
@@ -20,8 +21,8 @@ check b against every vertex and against random logits.)
 Step 2, spectral norm. With logits z_ij = x_iᵀ W_qᵀ W_k x_j · s (s = 1/√d, no rotary embedding) and
 σ = ‖W_qᵀ W_k‖₂ · s, |z_ij| ≤ σ‖x_i‖‖x_j‖, so row i has Δ_i ≤ 2σ‖x_i‖ max_{j≤i}‖x_j‖ ≤ 2σ‖X‖₂².
 The paper states the bound for the whole map with σ and ‖X‖₂; we use the per-row Δ_i, which is
-tighter and needs no more than the same two facts. The paper's constants were not checked
-against its PDF (card 20a lists its exact statement as open).
+tighter and needs no more than the same two facts. The paper's constants and the exact
+statement of its Thm 3.1 were not checked against its PDF.
 
 Step 3, Qwen2 (ours). Qwen2 rotates q and k by position (RoPE) between W_q and W_k, and q_proj and
 k_proj have biases, so W_qᵀ W_k is not the logit matrix. Write q = W̃_q x̃ with W̃_q = [W_q | b_q],

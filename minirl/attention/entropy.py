@@ -1,4 +1,6 @@
-"""Attention entropy: how spread out each head's attention is, per layer and head (cards 20a, 20b).
+"""Attention entropy: how spread out each head's attention is, per layer and head (Zhai et al.,
+"Stabilizing Transformer Training by Preventing Attention Entropy Collapse", ICML 2023; Jha & Reagen,
+"Entropy-Guided Attention for Private LLMs", AAAI'25 PPAI workshop).
 
 Row i of head h's attention map A (after the softmax, under the causal mask) is a distribution
 over the n_i keys that query i may attend to. Its entropy, in nats, is
@@ -12,7 +14,7 @@ normalised entropy Ent(A_i) / log n_i is in [0, 1] whatever the position; it is 
 for queries with n_i ≥ 2, and averages skip the others.
 
 "Entropy collapse" (Zhai et al.) is a head whose mean entropy falls towards 0: every query
-looks at one token. "Entropic overload" (Jha & Reagen, card 20b) is the opposite: a head whose
+looks at one token. "Entropic overload" (Jha & Reagen) is the opposite: a head whose
 normalised entropy stays near 1 attends to everything evenly and so to nothing in particular.
 
 Hugging Face models return the attention maps only from the "eager" attention (SDPA and flash

@@ -1,6 +1,6 @@
 """Entropy-guided attention: a penalty that keeps each head's attention entropy near a learned target
-(Jha & Reagen, "Entropy-Guided Attention for Private LLMs", AAAI'25 PPAI workshop; card 20b;
-official code Nandan91/entropy-guided-attention-llm `entropy_regularization.py`).
+(Jha & Reagen, "Entropy-Guided Attention for Private LLMs", AAAI'25 PPAI workshop;
+official code github.com/Nandan91/entropy-guided-attention-llm, `entropy_regularization.py`).
 
 Models with fewer nonlinearities (no LayerNorm, a linear FFN: cheaper under private inference)
 show two failures of attention: *entropy collapse* (heads, mostly deep ones, that look at one token)
@@ -43,7 +43,7 @@ MAX_ENTROPY_MODES = ("context", "causal")
 
 
 class EntropyGuidedRegulariser(nn.Module):
-    """L_ent of card 20b, with its learnable thresholds θ; call it on the model's attention maps."""
+    """L_ent of the module docstring, with its learnable thresholds θ; call it on the model's attention maps."""
 
     def __init__(self, num_layers: int, num_heads: int, loss_coeff: float = 1e-5,
                  tolerance_margin_factor: float = 0.20, context_size: int | None = None,

@@ -1,4 +1,5 @@
-"""Take nonlinearities out of a Qwen2 model: the setting of entropy-guided attention (card 20b).
+"""Take nonlinearities out of a Qwen2 model: the setting of entropy-guided attention (Jha &
+Reagen, "Entropy-Guided Attention for Private LLMs", AAAI'25 PPAI workshop).
 
 Private inference (homomorphic encryption, secure multi-party computation) pays dearly for every
 nonlinear operation, so Jha & Reagen study GPT-2 models with LayerNorm removed and the FFN's GELU

@@ -1,6 +1,6 @@
 """σReparam: every linear weight divided by its spectral norm and scaled by a learned scalar
 (Zhai et al., "Stabilizing Transformer Training by Preventing Attention Entropy Collapse",
-ICML 2023; card 20a; official code apple/ml-sigma-reparam `vision/layers.py`).
+ICML 2023; official code github.com/apple/ml-sigma-reparam, `vision/layers.py`).
 
     Ŵ = (γ / σ(W)) · W                          σ(W) = ‖W‖₂, the largest singular value
 
@@ -17,7 +17,8 @@ vectors (u right, v left singular vector estimates; the first u from an SVD at w
 
 In eval mode the same step runs but u is not stored, as in the official code.
 
-Choices (the card's two code bases differ; defaults follow the vision code, the card's policy):
+Choices (the official repository's two code bases, PyTorch vision and JAX speech, differ; defaults
+follow the vision code):
     gamma_init "sigma" — γ = σ(W) at wrapping time, so Ŵ = W and the model computes exactly what it
                did before (vision code); "one" — γ = 1 (JAX speech code, with its own init std 0.1).
     reinit_std None — keep the model's own initialisation (ours: the tiny Qwen2 is built with std
@@ -41,7 +42,7 @@ GAMMA_INITS = ("sigma", "one")
 
 
 class SigmaReparamLinear(nn.Module):
-    """A linear layer y = Ŵ x + b with Ŵ = (γ / σ(W)) · W (card 20a)."""
+    """A linear layer y = Ŵ x + b with Ŵ = (γ / σ(W)) · W (Zhai et al., 2023)."""
 
     def __init__(self, linear: nn.Linear, gamma_init: str = "sigma", stats_only: bool = False,
                  reinit_std: float | None = None):

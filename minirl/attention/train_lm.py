@@ -36,7 +36,8 @@ class LMTrainConfig:
     lr: float = 3e-3
     """Adam learning rate after warm-up."""
     warmup_steps: int = 0
-    """Linear warm-up from 0 to lr over this many steps; 0 = none (the unstable setting of card 20a)."""
+    """Linear warm-up from 0 to lr over this many steps; 0 = none (the unstable setting that σReparam
+    (Zhai et al., 2023) trains through)."""
     betas: tuple[float, float] = (0.9, 0.999)
     """Adam's β1, β2 (torch defaults)."""
     weight_decay: float = 0.0

@@ -13,8 +13,10 @@ At the same N every method samples about N completions' worth of tokens: a parti
 of its steps once, and a copy made by resampling shares its ancestor's tokens. `SearchResult.tokens`
 counts what each really sampled. The PRM is `process_reward.process_reward_for(task)`, sharpened
 early by `overconfident` when `overconfidence` > 0. All prompts' particles sample in one batch.
-Not implemented: look-ahead modulation (absent from the released code) and the
-self-certainty weights (card 18 lists both).
+Not implemented: the paper's look-ahead modulation (absent from the released its_hub code) and
+that code's PRM-free self-certainty weights (`weight_source='self_certainty'`). Paper: Giannone et al.,
+"Mitigating Premature Exploitation in Particle-based Monte Carlo for Inference-Time Scaling", arXiv
+2510.05825; official code github.com/Red-Hat-AI-Innovation-Team/its_hub.
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Process rewards that the project writes: partial credit for the steps of a partial solution.
 
-A particle filter needs a score r ∈ [0, 1] of every partial trajectory (card 18 uses a 7B PRM; a
-tiny model needs a toy one, card 18's "feasibility"). Ours are verifiers, not models: they read the
-text with regular expressions and integer arithmetic (`minirl.stepwise.segment`), never `eval`.
+A particle filter needs a score r ∈ [0, 1] of every partial trajectory (the ePF paper, arXiv
+2510.05825, uses a 7B PRM, Qwen2.5-Math-PRM-7B; a tiny model needs a toy one). Ours are verifiers,
+not models: they read the text with regular expressions and integer arithmetic
+(`minirl.stepwise.segment`), never `eval`.
 
 `countdown_steps_credit` (ours), for a chain `a op b = c;` … `#answer` over the prompt's numbers:
 
@@ -20,7 +21,7 @@ even when the last number cannot close the gap. That imperfection is what a lear
 `heuristic="reachable"` replaces it by an oracle, h = 1 if the target can still be reached from the
 pool (exhaustive search, `stepwise.solutions`), else 0: a perfect value function, for contrast.
 
-`overconfident` (ours; card 18 motivates ePF by PRMs that are over-confident early) sharpens a
+`overconfident` (ours; the ePF paper motivates its method by PRMs that are over-confident early) sharpens a
 score towards 0 or 1, the more the earlier the step:
 
     r' = σ(κ(u) · logit(r)),   κ(u) = 1 + s·(1 − u),   u = t / T_max      (s = 0: calibrated)

@@ -1,6 +1,8 @@
 """The weights of a particle filter, their diversity, ePF's resampling temperature, and resampling.
 
-Card 18 (Giannone et al., arXiv 2510.05825; its_hub `particle_gibbs.py` @2d340bb, read, not copied).
+Giannone et al., "Mitigating Premature Exploitation in Particle-based Monte Carlo for Inference-Time
+Scaling", arXiv 2510.05825; official code github.com/Red-Hat-AI-Innovation-Team/its_hub,
+`its_hub/core/algorithms/particle_gibbs.py` @2d340bb (read, not copied).
 At step t each of the N particles x_i has a process-reward score r_i ∈ [0, 1] of its whole partial
 trajectory (re-scored every step, not accumulated). Its log-weight and the weight distribution:
 
@@ -99,7 +101,8 @@ def multinomial_resample(p, rng: np.random.Generator) -> np.ndarray:
 
 @dataclass
 class ResampleStep:
-    """What one resampling did (the quantities card 18 asks to log)."""
+    """What one resampling did: ancestors, ESS ratio, τ and weight entropy, the per-step quantities that
+    show particle impoverishment."""
 
     ancestors: np.ndarray      # (N,) index of the particle each new particle copies
     ess_ratio: float           # ρ = ESS/N of softmax(ℓ), before annealing

@@ -1,6 +1,6 @@
 """DeYO: "Entropy is not Enough for Test-Time Adaptation: From the Perspective of Disentangled
-Factors" (Lee, Jung, Lee, Park, Kim, Lim, Lee, ICLR 2024; reference card 20d; official code
-Jhyun17/DeYO `methods/deyo.py`).
+Factors" (Lee, Jung, Lee, Park, Kim, Lim, Lee, ICLR 2024; official code
+github.com/Jhyun17/DeYO, `methods/deyo.py`).
 
 A confident prediction can rest on the wrong evidence (background, texture, noise). DeYO asks how
 much the confidence in the predicted class depends on the object's *shape*: destroy the shape by

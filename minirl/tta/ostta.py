@@ -1,7 +1,7 @@
 """The "wisdom of crowds" filter for open-set test-time adaptation (Lee, Das, Choo, Choi, "Towards
-Open-Set Test-Time Adaptation Utilizing the Wisdom of Crowds in Entropy Minimization", ICCV 2023;
-reference card 20e). The official code was not found; the rule below is the card's, confirmed in
-the third-party re-implementation gaozhengqing/UniEnt `ostta.py`.
+Open-Set Test-Time Adaptation Utilizing the Wisdom of Crowds in Entropy Minimization", ICCV 2023).
+The official code was not found; the rule below is the paper's, as the third-party
+re-implementation github.com/gaozhengqing/UniEnt (`cifar/ostta.py`, `forward_and_adapt`) applies it.
 
 Keep a frozen copy θ_o of the source model next to the adapting θ_a. If most samples are
 adapted in a good direction (the crowd), a sample whose confidence *drops* under the adapted
@@ -18,7 +18,7 @@ batch θ_a = θ_o, so every sample passes (≥); the filter bites as θ_a moves 
 Options:
     lr, momentum   SGD, the same as every method in a comparison (our choice; UniEnt uses Adam, lr 1e-3).
     diversity      α = 0 (off). UniEnt subtracts α·H(batch-mean prediction), α = 0.5, for every method,
-                   plain Tent included: a choice of that code base, not part of the filter (card 20e).
+                   plain Tent included: a choice of that code base, not part of the paper's filter.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """SAR: sharpness-aware and reliable entropy minimisation (Niu, Wu, Zhang, Wen, Chen, Zhao, Tan,
-"Towards Stable Test-Time Adaptation in Dynamic Wild World", ICLR 2023; reference card 20c;
-official code mr-eggplant/SAR `sar.py`, `sam.py`).
+"Towards Stable Test-Time Adaptation in Dynamic Wild World", ICLR 2023;
+official code github.com/mr-eggplant/SAR, `sar.py`, `sam.py`).
 
 Tent's entropy loss, made stable in the "wild" (mixed shifts, batch size 1, online label shift)
 by three changes. For a batch x_1..x_B, with H the prediction entropy (nats) and C classes:
@@ -25,7 +25,7 @@ Options (official default first):
     rho            0.05: SAM's radius ρ (`sam.py`, adaptive=False).
     reset_em       0.2 nats: e_m (`reset_constant_em`; the code's test hard-codes 0.2). Our note: on 10
                    classes 0.2 nats is 8.7 % of the maximum entropy ln C, against 2.9 % on ImageNet's
-                   1000, so the reset fires more easily here; we keep the card's value.
+                   1000, so the reset fires more easily here; we keep the official value.
     keep_ema_after_reset  True, the code's behaviour: `SAR.reset` clears the EMA, but `forward` then
                    writes the pre-reset value back, so the EMA stays low and the model is reset again
                    on the next batches until the EMA climbs back above e_m. False starts the EMA afresh.

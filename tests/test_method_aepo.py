@@ -1,4 +1,4 @@
-"""Arbitrary-entropy AEPO (card 5): a bang-bang controller picks T_high or T_low from the last
+"""Arbitrary-entropy AEPO (Wang et al., arXiv 2510.08141): a bang-bang controller picks T_high or T_low from the last
 entropy; kept temperature samples (group advantage > 0.05) replace the first m rows of the batch
 with advantage 1."""
 import pytest

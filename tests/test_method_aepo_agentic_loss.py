@@ -1,5 +1,6 @@
-"""AEPO agentic loss (card 6.2): the upper clip keeps a rescaled gradient (stop-gradient trick), the
-lower clip stays hard, advantages are scaled by 1 + 0.2·z of the detached token entropy."""
+"""AEPO agentic loss (Dong et al., arXiv 2510.14545): the upper clip keeps a rescaled gradient
+(stop-gradient trick), the lower clip stays hard, advantages are scaled by 1 + 0.2·z of the detached
+token entropy."""
 import math
 
 import pytest

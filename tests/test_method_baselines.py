@@ -1,5 +1,5 @@
-"""The baselines of card 19 (dr_grpo, dapo, entropy_bonus, kl_ref, high_entropy_tokens) on examples
-small enough to check on paper, the invariants the card states, and 2 smoke steps each.
+"""The baselines (dr_grpo, dapo, entropy_bonus, kl_ref, high_entropy_tokens) on examples small
+enough to check on paper, the invariants their papers and official code state, and 2 smoke steps each.
 Parity with TRL's own loss code is in test_parity_trl.py."""
 import math
 

@@ -1,4 +1,4 @@
-"""Clip-Cov (card 1.2): hand-worked covariance band, random subset, the PPO-clipped tokens it never
+"""Clip-Cov (Cui et al., arXiv 2505.22617): hand-worked covariance band, random subset, the PPO-clipped tokens it never
 touches, the per-micro-batch option, and two smoke steps through the trainer."""
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""CURE (card 2): each response is cut before a high-entropy critical token, n2 continuations are
+"""CURE (Li et al., arXiv 2508.11016): each response is cut before a high-entropy critical token, n2 continuations are
 sampled from there, and originals + continuations form one group; stage 2 is DAPO."""
 import pytest
 import torch

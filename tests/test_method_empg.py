@@ -1,5 +1,6 @@
-"""EMPG (card 14): step advantages rescaled by a self-normalised function of the step entropy, plus a
-future-clarity bonus, then centred; worked by hand on three steps, the invariants of the card, the
+"""EMPG (Wang et al., arXiv 2509.09265): step advantages rescaled by a self-normalised function of the
+step entropy, plus a future-clarity bonus, then centred; worked by hand on three steps, the invariants
+of the paper's pseudocode (mean g = 1, zero-mean advantages), the
 token-to-step mapping for the character tokenizer and for multi-character tokens, and 2 smoke steps."""
 import math
 

@@ -1,4 +1,4 @@
-"""Entropy-Adv (card 19.7, Cheng et al.): A' = A + min(α·sg(H), |A|/κ), worked by hand, the invariants
+"""Entropy-Adv (Cheng et al., arXiv 2506.14758): A' = A + min(α·sg(H), |A|/κ), worked by hand, the invariants
 (never flips a sign for κ ≥ 1, zero where A = 0, no gradient through H), both entropy sources, and
 2 smoke steps by name."""
 import pytest

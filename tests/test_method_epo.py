@@ -1,5 +1,6 @@
-"""EPO (card 7): entropy bonus plus a penalty on entropy outside [κ_l·H̄_hist, κ_r·H̄_hist], where
-H̄_hist is the mean rollout entropy of all past steps, kept in a checkpointed MethodState."""
+"""EPO (Xu et al., arXiv 2509.22576): entropy bonus plus a penalty on entropy outside
+[κ_l·H̄_hist, κ_r·H̄_hist], where H̄_hist is the mean rollout entropy of all past steps, kept in a
+checkpointed MethodState."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""ETTRL (card 11): roots fork at their highest-entropy tokens into a tree, the leaves' majority
+"""ETTRL (Liu et al., arXiv 2508.11356): roots fork at their highest-entropy tokens into a tree, the leaves' majority
 answer is the pseudo-label (label-free), and EAR rescales each leaf's advantage by its entropy."""
 import pytest
 import torch

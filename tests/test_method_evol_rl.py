@@ -1,5 +1,5 @@
-"""EVOL-RL (card 9): majority class first, then novelty (1 − ½ mean class similarity − ½ max
-similarity) ranks responses inside their class, in [0.5, 1] and [−1, −0.5]."""
+"""EVOL-RL (Zhou et al., arXiv 2509.15194): majority class first, then novelty (1 − ½ mean class
+similarity − ½ max similarity) ranks responses inside their class, in [0.5, 1] and [−1, −0.5]."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""KL-Cov (card 1.3): hand-worked top-covariance selection and |log r| penalty, no PPO clipping,
+"""KL-Cov (Cui et al., arXiv 2505.22617): hand-worked top-covariance selection and |log r| penalty, no PPO clipping,
 reduction to the unclipped ratio loss, the per-micro-batch option, and two smoke steps."""
 import math
 

@@ -1,5 +1,5 @@
-"""LLDS (card 16): a hinge on likelihood decreases of A ≥ 0 tokens, gated per action (A-gate) or per
-response (R-gate), averaged over all response tokens and added to the GRPO loss."""
+"""LLDS (Deng et al., arXiv 2512.04220): a hinge on likelihood decreases of A ≥ 0 tokens, gated per
+action (A-gate) or per response (R-gate), averaged over all response tokens and added to the GRPO loss."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""Lp-Reg (card 8): hand-worked min-p proxy, lowest-logp negative selection, the k3 pull on the
+"""Lp-Reg (Huang et al., arXiv 2510.03222): hand-worked min-p proxy, lowest-logp negative selection, the k3 pull on the
 selected tokens, the invariants (noise never protected, positives never selected, n must exceed 1),
 and two smoke steps."""
 import math

@@ -1,5 +1,5 @@
-"""PEAR (card 15): a correct response earns s − max(0, H̄_think − α·H̄_answer), a wrong one r_fmt;
-the phases split at the separator token, which belongs to neither."""
+"""PEAR (Huang et al., arXiv 2510.08026): a correct response earns s − max(0, H̄_think − α·H̄_answer),
+a wrong one r_fmt; the phases split at the separator token, which belongs to neither."""
 import math
 
 import pytest

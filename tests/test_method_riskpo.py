@@ -1,4 +1,4 @@
-"""RiskPO (card 10): Mixed-VaR advantages of question bundles, worked by hand on one bundle of two
+"""RiskPO (Ren et al., arXiv 2510.00911): Mixed-VaR advantages of question bundles, worked by hand on one bundle of two
 questions with four responses each, the quantile tracker, the options, and 3 smoke steps with a resume."""
 import math
 

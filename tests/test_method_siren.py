@@ -1,4 +1,4 @@
-"""SIREN (card 4): hand-worked top-p entropy and per-response peak mask, the anchor set once, the
+"""SIREN (Liu et al., arXiv 2509.25133): hand-worked top-p entropy and per-response peak mask, the anchor set once, the
 squared pull moving Ĥ towards the anchor from either side, and two smoke steps."""
 import math
 

@@ -1,4 +1,4 @@
-"""SPEAR (card 13): the replay buffer (insertion, expiry, flush), the P50 advantage recalibration,
+"""SPEAR (Qin et al., arXiv 2509.22601): the replay buffer (insertion, expiry, flush), the P50 advantage recalibration,
 the cosine schedules, the replay weight carried by the advantages, Clip-Cov drawn separately on
 the replayed rows, the inert-by-default tool-call reward, and runs through the trainer."""
 import dataclasses

@@ -1,5 +1,5 @@
-"""STEER (card 3): hand-worked Ω and both weight maps, weights never above 1 in the exponential map,
-λ_min = 1 gives back PPO-clip, and two smoke steps through the trainer."""
+"""STEER (Hao et al., arXiv 2510.10150): hand-worked Ω and both weight maps, weights never above 1 in
+the exponential map, λ_min = 1 gives back PPO-clip, and two smoke steps through the trainer."""
 import math
 
 import pytest

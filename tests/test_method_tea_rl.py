@@ -1,5 +1,5 @@
-"""TEA-RL (card 17.2): an entropy bonus whose per-token weight is a capped softmax, within each
-response, of the token's log-prob/advantage covariance."""
+"""TEA-RL (Light-IF, Wang et al., arXiv 2508.03178): an entropy bonus whose per-token weight is a
+capped softmax, within each response, of the token's log-prob/advantage covariance."""
 import math
 
 import pytest

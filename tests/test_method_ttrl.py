@@ -1,5 +1,5 @@
-"""TTRL (card 11's base): reward agreement with the majority answer of the voting samples; the
-label is never read, the true reward only feeds the metrics."""
+"""TTRL (Zuo et al., arXiv 2504.16084; the base of ETTRL): reward agreement with the majority answer
+of the voting samples; the label is never read, the true reward only feeds the metrics."""
 import pytest
 import torch
 

@@ -1,5 +1,5 @@
-"""UloRL (card 12): well-mastered positive tokens leave the loss only while the response's entropy is
-below σ, and the token-mean normaliser keeps counting them (Eq. 10)."""
+"""UloRL (Du et al., arXiv 2507.19766): well-mastered positive tokens leave the loss only while the
+response's entropy is below σ, and the token-mean normaliser keeps counting them (Eq. 10)."""
 import math
 
 import pytest

@@ -1,6 +1,6 @@
 """AEPO (arbitrary entropy): steer the entropy to a target with positively rewarded samples drawn
 at another temperature (Wang et al., 2025, "Arbitrary Entropy Policy Optimization", arXiv
-2510.08141; official code 597358816/AEPO, `verl/trainer/ray_trainer.py`, branch `AEPO`; card 5).
+2510.08141; official code github.com/597358816/AEPO, `verl/trainer/ray_trainer.py`, branch `AEPO`).
 
 Samples drawn hotter than the policy are less likely under it, so reinforcing the correct ones
 raises its entropy; colder samples lower it. A bang-bang controller picks the temperature from
@@ -35,8 +35,9 @@ reinforce_sample_num = 60 (of 512 prompts × n = 5 = 2560 rows, 2.3 %; the scrip
 small as possible when entropy is controllable"). Hard-coded in the code and exposed here:
 prompt_fraction = 1/4, advantage_threshold = 0.05. Ours: if no prompt falls in the first
 quarter (fewer than 4 prompts a step) we take one; with nothing kept, m = 0 and the step is
-plain GRPO (the released code would fail). At the tiny scale the entropy lives between 0.1 and
-0.5 nats, so a target of 0.5 only ever heats: choose the target inside that range (notebook 03).
+plain GRPO (the released code would fail). The official target 0.5 sits at the top of the
+tiny models' entropy range, so it only ever heats: choose a target inside the range a grpo run's
+`entropy` covers (`compare.TINY_SCALE_VARIANTS` uses 0.35, notebook 03).
 
 Metrics: `temperature` (T of the step), `replaced` (m), `kept_frac` (share of the temperature
 samples with A > threshold), `extra_accuracy` (their accuracy), `controller_entropy` (the H

@@ -1,8 +1,8 @@
 """AEPO (agentic), the whole method: the entropy-balanced tool rollout and the loss of
 `aepo_agentic_loss` (Dong et al., 2025, "Agentic Entropy-Balanced Policy Optimization", arXiv
-2510.14545; official code RUC-NLPIR/ARPO `AEPO/.../vllm_rollout_with_tools.py`
-(`_calculate_initial_rollouts_dynamical`, `generate_sequences`), read through the fork
-wangevan6/ARPO; card 6.1).
+2510.14545; official code github.com/RUC-NLPIR/ARPO, folder `AEPO/`,
+`.../vllm_rollout_with_tools.py` (`_calculate_initial_rollouts_dynamical`, `generate_sequences`),
+read through the fork github.com/wangevan6/ARPO).
 
 ARPO branches a trajectory after a tool call when the policy's entropy rose; AEPO's paper found
 that this piles the budget onto a few chains of consecutive high-entropy calls. Its rollout (a)
@@ -31,11 +31,11 @@ Settings (official keys, `AEPO_Qwen3_14B_DeepResearch.sh`): k = the trainer's `g
 (`rollout.n` 12; 8 here as in every comparison of the lab), `initial_rollouts` 6 (used when the
 dynamic split is off; None: k/2), `beam_size` 2, `branch_probability` 0.5, `entropy_weight` 0.2;
 hard-coded there, settings here: β 0.5 (`budget_beta`), 0.05 (`branch_penalty`), 20 tokens.
-`enable_dynamic_rollouts`: the released scripts turn it off (card 6.6.2); it is the paper's method,
-so it is on here.
+`enable_dynamic_rollouts`: the released scripts turn it off (`ENABLE_DYNAMIC_ROLLOUTS=False`); it is
+the paper's method, so it is on here.
 
 Our choices: the turn entropy is the exact full-vocabulary entropy at the sampling temperature
-(the official code sums vLLM's top-10 truncated entropy, card 6.6.3); one probe gives H_root and
+(the official code sums vLLM's top-10 truncated entropy, `_calc_entropy`); one probe gives H_root and
 H̄_tool (the official code runs a separate 50-token probe for H_root); H_init is reset every step
 (the official dictionary is keyed by trajectory index and never cleared, so later batches reuse
 earlier batches' values); the probe's tokens count in `tokens_sampled`; the calculator allows

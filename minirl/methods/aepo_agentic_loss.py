@@ -1,7 +1,7 @@
 """AEPO (agentic), the loss half: stop-gradient high clipping and entropy-aware advantages
 (Dong et al., 2025, "Agentic Entropy-Balanced Policy Optimization", arXiv 2510.14545; official
-code RUC-NLPIR/ARPO `AEPO/.../core_algos.py::compute_policy_loss_entropy_balanced_clipping`,
-read through the fork wangevan6/ARPO; card 6.2).
+code github.com/RUC-NLPIR/ARPO, `AEPO/.../core_algos.py::compute_policy_loss_entropy_balanced_clipping`,
+read through the fork github.com/wangevan6/ARPO).
 
 PPO's upper clip zeroes the gradient of exactly the high-entropy tokens that rose fastest, and a
 flat advantage treats confident and uncertain tokens alike. AEPO keeps a rescaled gradient on
@@ -19,14 +19,14 @@ gradient w.r.t. logp is −Â(1 + ε_high) instead of 0. A token with z_t < −1
 its advantage's sign flipped; the official code allows this, we log how often (`adv_sign_flip_frac`).
 
 This file is the policy-update part only. AEPO's rollout part (entropy pre-monitoring that splits
-the budget between global samples and branches, and the consecutive-branch penalty, card 6.1)
-needs the multi-turn tool rollout and comes with that rollout issue.
+the budget between global samples and branches, and the consecutive-branch penalty) needs the
+multi-turn tool rollout: the whole method is `aepo_agentic`.
 
 Settings (official keys; `AEPO_Qwen3_14B_DeepResearch.sh`, `ppo_trainer_dr.yaml`):
   enable_entropy_balanced_clipping = True    (`actor.enable_entropy_balanced_clipping`)
   enable_entropy_balanced_advantage = True   (`actor.enable_entropy_balanced_advantage`). The released
       actor computes H only when `entropy_coeff ≠ 0` and the scripts set 0, so the released runs skip
-      this term silently (card 6.6.1). We compute H whenever the flag is on: the paper's intent.
+      this term silently. We compute H whenever the flag is on: the paper's intent.
   advantage_gain = 0.2                       g, hard-coded in the official code (ours: a setting).
   clip 0.2/0.2, clip_ratio_c = 3.0, token-mean (the config defaults the scripts keep). The scripts
   also set `use_kl_loss=True` with coefficient 0 (no KL).

@@ -1,13 +1,12 @@
 """Clip-Cov: take a few high-covariance tokens out of the policy gradient (Cui et al., 2025, "The
 Entropy Mechanism of Reinforcement Learning for Reasoning Language Models", arXiv 2505.22617, §4;
-method reference card 1.2; official code PRIME-RL/Entropy-Mechanism-of-RL, in verl as
-`policy_loss.loss_mode=clip_cov`).
+official code github.com/PRIME-RL/Entropy-Mechanism-of-RL, in verl as `policy_loss.loss_mode=clip_cov`).
 
 Entropy falls by the covariance between a token's log-probability and its advantage, and a tiny
 set of tokens carries most of that covariance. Clip-Cov draws a random handful of tokens whose
 covariance lies in a band [ω_low, ω_high] and detaches them: they give no loss and no gradient.
 
-    Cov_t  = (logp_t − mean logp)·(A_t − mean A)       means over the N valid tokens (card 1.1)
+    Cov_t  = (logp_t − mean logp)·(A_t − mean A)       means over the N valid tokens (official code)
     C      = { t : M_t = 1, ω_low < Cov_t < ω_high, t not already clipped by PPO }
     I_clip = uniform random subset of C of size min(|C|, max(1, ⌊r·N⌋))
     ℓ_t    = max(−A_t·r_t, −A_t·clip(r_t, 1 − ε_low, 1 + ε_high)) · 1[t ∉ I_clip]
@@ -19,8 +18,9 @@ current log-prob, detached. Tokens with Cov ≥ ω_high are never touched: it is
 Settings (`--set name=value`; official default, official key):
     clip_cov_ratio   r = 2e-4, a FRACTION of the valid tokens (verl `policy_loss.clip_cov_ratio`,
                      PRIME-RL `actor.clip_cov_ratio`). Here a mini-batch holds ~200-400 tokens, so
-                     2e-4 means max(1, 0) = one token per update. 0.02 (≈ 3 of ~5 candidates per
-                     update) kept entropy at 0.34 vs grpo's 0.27 nats after 60 smoke steps (one seed).
+                     2e-4 means max(1, 0) = one token per update; 0.02 allows 4-8 (at most |C|), the
+                     tiny-scale setting of `compare.TINY_SCALE_VARIANTS` that notebook 03 compares
+                     with grpo over seeds.
                      0 switches the method off (verl refuses 0; the official max(1, ·) never does).
     clip_cov_lb/ub   ω_low = 1.0, ω_high = 5.0 (`clip_cov_lb`, `clip_cov_ub`).
     clip_ratio_low/high  1.0 / 1.0 as in the official scripts (recipe/dapo/7b_clip_cov.sh): the ratio

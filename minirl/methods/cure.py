@@ -1,12 +1,13 @@
-"""CURE: Critical-token-guided re-concatenation (Li et al., 2025, arXiv 2508.11016; official code
-bytedance/CURE, `recipe/CURE_First_Stage/dapo_ray_trainer.py`; card 2 of the method reference).
+"""CURE: Critical-token-guided re-concatenation (Li et al., 2025, "CURE: Critical-Token-Guided
+Re-concatenation for Entropy-collapse Prevention", arXiv 2508.11016; official code
+github.com/bytedance/CURE, `recipe/CURE_First_Stage/dapo_ray_trainer.py`).
 
 Stage 1 samples a few responses, cuts each one just before a high-entropy ("critical") token and
 samples several new continuations from there, then trains on originals and branches as one
 group: the policy explores from its own decision points instead of only from the prompt. Stage
 2 is plain DAPO, which cashes in the exploration.
 
-Stage 1, per prompt (card 2.1; `RayDAPOTrainer.fit` and `get_critic_key_token_mask`):
+Stage 1, per prompt (official code: `RayDAPOTrainer.fit` and `get_critic_key_token_mask`):
     o_1..o_n1 ∼ π_old(·|q)                                  (the trainer's rollout, n1 = group_size)
     C_j = first `critical_top_k` positions t of o_j by H_{j,t} descending, skipping t = 0,
           special tokens and tokens whose text (stripped) is shorter than `critical_min_chars`
@@ -24,7 +25,8 @@ Settings (`--set name=value`; official `+trainer.*` keys, recipe run_cure_stage_
     critical_top_k      20     `+trainer.critical_top_k`
     critical_token_type entropy `+trainer.critical_token_type` (`random`: the ablation, random order)
     critical_min_chars  1      official behaviour is 2 (`len(text.strip()) > 1`), which on our character
-                               vocabulary excludes every token; 1 only drops whitespace (card 2.5.3, §21.5)
+                               vocabulary excludes every token; 1 only drops whitespace (a scaled
+                               substitute, as for every vocabulary-size constant here)
     stage1_steps        300    stage 1 ran 300 steps (stage 2 starts from `global_step_300`)
     stage2_match_budget True   ours: False makes stage 2 the trainer's DAPO with group_size = n1
     clip_ratio_low/high 0.2 / 0.28, clip_ratio_c 10.0, token-mean, dynamic sampling (DAPO recipe)
@@ -34,10 +36,10 @@ optimizer); dynamic sampling filters on the n1 originals before branching (the o
 16; a group whose 4 originals agree is dropped here even if branches would differ); continuations are
 rewarded on the whole text o_j[:t*] ⊕ y (verl's reward reads the continuation only, the same for a boxed
 final answer); the branch prompt q ⊕ o_j[:t*] is never truncated (the official code keeps its first
-max_prompt_length tokens, card 2.5.4);
+max_prompt_length tokens, silently cutting the end of the prefix);
 overlong reward shaping is not implemented (see dapo.py). With ≤ 8-token responses the official top-20
 covers every position, so t* is uniform; critical_top_k=1 (the argmax) is the setting where entropy picks
-the token (at smoke scale, 3 seeds, top-1, top-20 and random gave the same entropy and pass@k).
+the token; compare it with `critical_token_type=random` (the paper's ablation) over seeds.
 
 Metrics (`cure/…`): `stage`; `critical_pos`, `critical_entropy` (mean t* and H at t*); `fallback_frac`
 (responses with no valid candidate); `branch_accuracy`; `group_all_equal` (enlarged groups with equal
@@ -88,7 +90,8 @@ def _check(config: CUREConfig, ctx: BatchContext) -> None:
 
 
 def critical_positions(rollout, config: CUREConfig, tokenizer) -> tuple[list[int], int]:
-    """t*_j for every row (card 2.1 step 3) and how many rows fell back to t* = 0."""
+    """t*_j for every row (uniform among the row's first `critical_top_k` candidates by entropy, the
+    module docstring's C_j) and how many rows fell back to t* = 0."""
     candidates = fork_candidates(rollout.response_ids, rollout.response_mask, skip_ids=tokenizer.all_special_ids,
                                  tokenizer=tokenizer, min_chars=config.critical_min_chars, skip_first=True)
     scores = rollout.entropy if config.critical_token_type == "entropy" else torch.rand_like(rollout.entropy)

@@ -1,5 +1,5 @@
 """DAPO: Decoupled clip and Dynamic sAmpling Policy Optimization (Yu et al., 2025, arXiv 2503.14476;
-card 19.2 of the method reference).
+in verl as its DAPO recipe, `docs/algo/dapo.md`).
 
 Raising only the upper clip bound lets unlikely tokens with positive advantage grow (the symmetric
 clip caps them first, and that is one road to entropy collapse); averaging over all tokens of the

@@ -1,5 +1,5 @@
 """Dr. GRPO: GRPO without its two biases (Liu et al., 2025, "Understanding R1-Zero-Like Training:
-A Critical Perspective", arXiv 2503.20783; card 19.3 of the method reference).
+A Critical Perspective", arXiv 2503.20783).
 
 GRPO divides each response's loss by its length |o_i| (so a long wrong answer is penalised less per
 token) and each group's advantages by their std (so nearly-solved and nearly-hopeless questions get

@@ -1,6 +1,7 @@
 """EMPG: Entropy-Modulated Policy Gradients (Wang et al., 2025, "Harnessing Uncertainty: Entropy-
 Modulated Policy Gradients for Long-Horizon LLM Agents", arXiv 2509.09265; no official code: the
-project page's pseudocode and the third-party WillDreamer/ARLArena `compute_EMPG_advantage`; card 14).
+pseudocode of the project page, empgseed-seed.github.io, and the third-party re-implementation
+github.com/WillDreamer/ARLArena, `compute_EMPG_advantage`).
 
 For a softmax policy the expected squared score norm is 1 − exp(−H₂(π)) (paper Prop. 1): confident
 steps get small gradients, uncertain ones large. EMPG rescales each step's advantage by a self-

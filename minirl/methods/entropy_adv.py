@@ -1,17 +1,18 @@
 """Entropy-based advantage (Cheng et al., 2025, "Reasoning with Exploration: An Entropy Perspective",
 arXiv 2506.14758; no official code read; the baseline `experiment_type=baseline_entropy_adv` of the
-SIREN repository Linn3a/siren, `dp_actor.py`; card 19.7).
+SIREN repository github.com/Linn3a/siren, `dp_actor.py`).
 
 High-entropy tokens mark exploratory reasoning (pivots, reflection, rare strategies), so every token's
 advantage gets a bonus that grows with its entropy. The bonus is detached (it shapes the advantage, it
 is not an entropy regulariser) and clipped by |A|/κ, so it never outweighs the outcome signal: with
 κ ≥ 1 it cannot flip the sign of a negative advantage, and where A = 0 it is 0.
 
-    ψ_t  = min( α · sg(H_t),  |A_t| / κ )                 (the paper's entropy-based term; the card
-    A'_t = A_t + ψ_t                                       quotes no equation number), then GRPO's PPO-clip
+    ψ_t  = min( α · sg(H_t),  |A_t| / κ )                 (the paper's entropy-based term; its
+    A'_t = A_t + ψ_t                                       equation number not checked), then GRPO's PPO-clip
 
-Settings: α = 0.4 (SIREN key `adv_alpha`; the paper's 0.4 is [unverified] in card 19.7); κ = 2 (the
-paper, [unverified]); the SIREN baseline hard-codes κ = 1. Base: GRPO, PPO-clip 0.2, token-mean (verl).
+Settings: α = 0.4 (SIREN key `adv_alpha`; the paper's value too); κ = 2 (the paper's); neither paper
+value was checked against its PDF. The SIREN baseline hard-codes κ = 1. Base: GRPO, PPO-clip 0.2,
+token-mean (verl).
 
 Which entropy (ours, a setting): `entropy_source = "old"` (default) uses H of π_old from the rollout
 (`rollout.entropy`, full vocabulary, training temperature) and shapes the advantages once per step,
@@ -41,7 +42,7 @@ class EntropyAdvConfig(PolicyLossConfig):
     alpha: float = 0.4
     """α: weight of the entropy term (paper and SIREN's `adv_alpha`: 0.4)."""
     kappa: float = 2.0
-    """κ: the term is at most |A|/κ (paper 2 [unverified]; SIREN's baseline 1); must be ≥ 1."""
+    """κ: the term is at most |A|/κ (paper 2, not checked against its PDF; SIREN's baseline 1); must be ≥ 1."""
     entropy_source: str = "old"
     """old: π_old's entropy from the rollout; current: π_θ's in the update, detached (SIREN)."""
 

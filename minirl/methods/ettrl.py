@@ -1,6 +1,8 @@
 """ETTRL: entropy-fork tree majority rollout (ETMR) + entropy-based advantage reshaping (EAR)
-(Liu et al., 2025, arXiv 2508.11356, §3; card 11 of the method reference). No public code: the
-mechanics follow the card's transcription, tagged [unverified] there; our choices are listed below.
+(Liu et al., 2025, "ETTRL: Balancing Exploration and Exploitation in LLM Test-Time Reinforcement
+Learning Via Entropy Mechanism", arXiv 2508.11356, §3). No public code: the mechanics follow two
+secondary summaries of the paper's method section that agree on the formulas, not yet checked
+against the PDF; our choices are listed below.
 
 Label-free test-time RL (TTRL) rewards a response by whether its final answer agrees with the
 majority of many samples. ETMR gets those samples as a forest that forks only at the root chains'
@@ -9,14 +11,15 @@ undecided); EAR damps the advantage of high-entropy responses and amplifies conf
 
     roots     o_1..o_M ∼ π_old(·|q)                   (the trainer's rollout: M = group_size)
     forks     F_m = the N positions of o_m with the highest H_{m,t}  (top-N, no threshold)
-    leaves    o_m  and  o_m[:t] ⊕ y_b,  y_b ∼ π_old(·|q ⊕ o_m[:t]),  t ∈ F_m, b = 1..B      (11.1 ETMR 1–3)
-              R_tree = M(1 + N·B) leaves per prompt; cost ≈ (1 + ½NB)/(1 + NB) of R_tree samples (11.1.5)
+    leaves    o_m  and  o_m[:t] ⊕ y_b,  y_b ∼ π_old(·|q ⊕ o_m[:t]),  t ∈ F_m, b = 1..B   (ETMR)
+              R_tree = M(1 + N·B) leaves per prompt; cost ≈ (1 + ½NB)/(1 + NB) of R_tree samples
+              (if the forks are spread evenly along the roots)
     label     ŷ = majority answer over the leaves (task.answer_of);  R_i = 1[answer(o_i) = ŷ]   (TTRL)
     A_i       GRPO over the R_tree leaves of the prompt; loss: PPO-clip, token-mean (verl's default, TTRL's)
-    EAR res   H_i = mean_t H_{i,t};  H̄ = mean_i H_i;  Y_i = 1 + (H̄ − H_i)/H̄;  Â_i = Y_i·A_i      (11.1 EAR)
+    EAR res   H_i = mean_t H_{i,t};  H̄ = mean_i H_i;  Y_i = 1 + (H̄ − H_i)/H̄;  Â_i = Y_i·A_i   (Adv-Res)
     EAR clip  Â_i = clip(A_i, −β, β)
 
-Settings (`--set name=value`; no official keys, package names of card 11.2; paper values [unverified]):
+Settings (`--set name=value`; no official keys, the names are ours; paper values from the summaries):
     n_trees             M = the trainer's `group_size` (paper 12)
     fork_top_n          2     N (paper 2); 0 turns ETMR off: plain TTRL on M samples
     branches_per_fork   2     B (paper 2)
@@ -30,16 +33,18 @@ Settings (`--set name=value`; no official keys, package names of card 11.2; pape
 Our choices: the tree forks once (branches are not forked again) from the rollout's roots; a root with
 fewer than N valid positions reuses its positions in turn (every prompt keeps R_tree leaves, a fixed
 group size); with `fork_resample_token=False` the EOS position cannot be a fork; all leaves are trained
-(TTRL trains a subset of its votes, 11.5.2); leaves without an answer do not vote and get reward 0 (TTRL's
+(TTRL trains a subset of its votes, 32 of 64); leaves without an answer do not vote and get reward 0 (TTRL's
 Counter counts an empty extraction as an answer); a tie goes to the answer seen first (roots first, as
 Counter.most_common); EAR uses each leaf's whole response, entropies of π_old at the training temperature
-(11.5.3), and Y = 1 when H̄ = 0; the vote replaces the task reward only for training (`reward` and
-`accuracy` still report the truth). No KL term by default (TTRL used k3 with β = 0.001: `--set kl_coef`).
+(the summaries do not say which pass), and Y = 1 when H̄ = 0; the vote replaces the task reward only
+for training (`reward` and `accuracy` still report the truth). No KL term by default (TTRL used k3
+with β = 0.001: `--set kl_coef`).
 
-At tiny scale the vote is right only if the warm start is (`label_accuracy` well above ½): from the
-shipped countdown warm start, TTRL and ETTRL at the smoke lr converge on a shared wrong answer within
-~30 steps; use a stronger warm start and `--set lr=5e-5`. The fork tokens of 4–8-token answers are
-the first ones, so `token_ratio` is ≈ 0.86, not the 0.6 of evenly spread forks.
+At tiny scale the vote is right only if the warm start is (`label_accuracy` well above ½); from a
+weak warm start at the smoke lr, TTRL and ETTRL can agree on a shared wrong answer within a few dozen
+steps: use a stronger warm start and `--set lr=5e-5`. The highest-entropy tokens of 4–8-token answers
+tend to be the first ones, so the branches are nearly whole responses and `token_ratio` stays well
+above the 0.6 of evenly spread forks.
 
 Metrics (`ettrl/…`): `majority_ratio` (share of leaves voting for ŷ), `label_accuracy` (ŷ is right,
 read from the true rewards of the leaves that voted for it), `reward_accuracy` (pseudo reward = true
@@ -65,9 +70,9 @@ EAR_MODES = ("res", "clip", "none")
 @dataclass
 class ETTRLConfig(PolicyLossConfig):
     fork_top_n: int = 2
-    """N: forks per root chain, its highest-entropy positions (paper 2 [unverified])."""
+    """N: forks per root chain, its highest-entropy positions (paper 2, per the summaries)."""
     branches_per_fork: int = 2
-    """B: branches sampled at each fork (paper 2 [unverified])."""
+    """B: branches sampled at each fork (paper 2, per the summaries)."""
     fork_resample_token: bool = True
     """True: a branch re-samples the fork token; False: it keeps it and starts after it."""
     ear_mode: str = "res"

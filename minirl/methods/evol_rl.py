@@ -1,6 +1,7 @@
-"""EVOL-RL: majority drives selection, novelty promotes variation (Zhou et al., 2025, arXiv
-2509.15194; code YujunZhou/EVOL-RL @19896e0, `semantic_novelty.py::_compute_novelty_rewards`,
-`_compute_similarity_based_rewards`; card 9).
+"""EVOL-RL: majority drives selection, novelty promotes variation (Zhou et al., 2025, "Evolving
+Language Models without Labels: Majority Drives Selection, Novelty Promotes Variation", arXiv
+2509.15194; official code github.com/YujunZhou/EVOL-RL @19896e0,
+`semantic_novelty.py::_compute_novelty_rewards`, `_compute_similarity_based_rewards`).
 
 Label-free like TTRL: the majority answer decides which class a response is in (selection), and
 inside its class a response whose text lies far from the others in an embedding space earns more
@@ -40,14 +41,12 @@ Settings (`--set name=value`; official value and key):
     The text embedded: the code embeds what follows `</think>`, the whole response when there is
     none; our tasks have no think tag, so the whole completion.
 
-At the tiny scale the official settings act: on countdown the entropy stays near 0.27–0.30 nats
-(TTRL 0.10–0.13, GRPO 0.17–0.21), and from a stronger warm start (pass@1 0.45, pass@8 0.92; 3
-seeds, 120 steps) EVOL-RL ends at pass@1 0.35, pass@8 0.53 where TTRL ends at 0.26, 0.31 (GRPO
-with labels: 0.56, 0.81). But the novelty is spent on reorderings of one expression ("4+5+4",
-"5+4+4") while the majority value still drifts to the sum of the numbers, so the true accuracy
-falls all the same. On arithmetic the answer is the whole completion: the majority class is one text,
-novelty has nothing to rank, and EVOL-RL collapses like TTRL. minilm behaves like char_ngram here
-and is ~5× slower per step.
+What to watch at the tiny scale (notebook 04 compares it with TTRL and GRPO over seeds): on
+countdown the novelty can be spent on reorderings of one expression ("4+5+4", "5+4+4") while the
+majority value still drifts, so `entropy` can stay up while the true accuracy falls. On arithmetic
+the answer is the whole completion: the majority class is one text, novelty has nothing to rank,
+and EVOL-RL's reward reduces to TTRL's. minilm runs a transformer over every response, so it costs far more
+per step than char_ngram.
 
 Metrics (`evol_rl/…`): `novelty_mean` (raw u over responses with an answer), `similarity_mean`
 (mean off-diagonal S among responses with an answer), `reward_mean` (mean R of the trained samples), `label_accuracy`,

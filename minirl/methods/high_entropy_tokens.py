@@ -1,5 +1,6 @@
 """High-entropy minority tokens only, the "80/20 rule" (Wang et al., 2025, "Beyond the 80/20 Rule:
-High-Entropy Minority Tokens Drive Effective RLVR", arXiv 2506.01939; card 19.5).
+High-Entropy Minority Tokens Drive Effective RLVR", arXiv 2506.01939; official code
+github.com/Shenzhi-Wang/Beyond-the-80-20-Rule-RLVR).
 
 Only a minority of positions are "forks" where the model is genuinely undecided; the paper trains on
 the top ρ = 20 % of tokens by entropy and leaves the confident 80 % untouched, which matches or beats

@@ -1,19 +1,18 @@
 """KL-Cov: a KL leash on the top-covariance tokens, no PPO clipping anywhere (Cui et al., 2025, "The
 Entropy Mechanism of Reinforcement Learning for Reasoning Language Models", arXiv 2505.22617, §4;
-method reference card 1.3; official code PRIME-RL/Entropy-Mechanism-of-RL, in verl as
-`policy_loss.loss_mode=kl_cov`).
+official code github.com/PRIME-RL/Entropy-Mechanism-of-RL, in verl as `policy_loss.loss_mode=kl_cov`).
 
 Entropy falls by the covariance between a token's log-probability and its advantage, concentrated
 on a few tokens. KL-Cov trains every token on the plain (unclipped) ratio objective and adds a
 penalty β·|log r| on the k·N tokens with the largest covariance, so those cannot run away from π_old.
 
-    Cov_t = (logp_t − mean logp)·(A_t − mean A)        means over the N valid tokens (card 1.1)
+    Cov_t = (logp_t − mean logp)·(A_t − mean A)        means over the N valid tokens (official code)
     I_KL  = the max(1, ⌊k·N⌋) valid tokens with the largest Cov_t    (none when k = 0)
     ℓ_t   = −A_t·r_t + β·|logp_t − old_logp_t|·1[t ∈ I_KL]            r_t = exp(logp_t − old_logp_t)
     L     = aggregate(ℓ, M)
 
-The paper writes the penalty as KL(π_old‖π_θ); the official code uses |log r| (kept here). The card
-writes ⌈k·N⌉; the code takes ⌊k·N⌋, at least 1 (kept here). Note that |log r| = 0 with zero gradient
+The paper writes the penalty as KL(π_old‖π_θ); the official code uses |log r| (kept here). The
+code takes ⌊k·N⌋ tokens, at least 1, not ⌈k·N⌉ (kept here). Note that |log r| = 0 with zero gradient
 at r = 1: on the first mini-batch of a step (on-policy) KL-Cov is exactly the unclipped ratio loss.
 
 Settings (`--set name=value`; official default, official key):
@@ -23,8 +22,8 @@ Settings (`--set name=value`; official default, official key):
                     tokens per mini-batch both mean one token; 0.02 suits the tiny CPU scale.
                     0 selects no token (as the official code; verl refuses 0).
     ppo_kl_coef     β = 1 (official scripts and config, `actor.ppo_kl_coef`); verl's
-                    `policy_loss.ppo_kl_coef` defaults to 0.1. At the tiny scale k = 0.02 with
-                    β = 5 kept entropy at 0.40 vs grpo's 0.27 nats after 60 smoke steps (one seed).
+                    `policy_loss.ppo_kl_coef` defaults to 0.1. k = 0.02 with β = 5 is the tiny-scale
+                    setting of `compare.TINY_SCALE_VARIANTS` (notebook 03 compares it with grpo over seeds).
     micro_batch_size None: centre Cov on the whole rollout's mean old logp and mean A (handed over
                     by the trainer; the paper's reading) and pick I_KL over the rows the loss
                     receives; k: centre and pick per chunk of k sequences, verl's behaviour.

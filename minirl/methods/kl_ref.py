@@ -1,5 +1,5 @@
-"""KL-to-reference: PPO-clip plus β·KL(π_θ ‖ π_ref) to the frozen warm start (card 19.6; the GRPO
-loss of Shao et al., 2024, DeepSeekMath, Eq. 3, with verl's `use_kl_loss`).
+"""KL-to-reference: PPO-clip plus β·KL(π_θ ‖ π_ref) to the frozen warm start (the GRPO
+loss of Shao et al., 2024, DeepSeekMath, arXiv 2402.03300, Eq. 3, with verl's `use_kl_loss`).
 
 The classic leash: the policy pays for every nat it moves away from where it started, so it cannot
 collapse far from the reference's entropy, but it also cannot learn far from it. The KL is estimated
@@ -7,7 +7,7 @@ per token from samples of π_old ≈ π_θ with Schulman's estimators (`core.kl_
 
     log_r_{i,t} = ref_logp_{i,t} − logp_{i,t}
     k1 = −log_r     k2 = ½·log_r²     k3 = exp(log_r) − 1 − log_r   (verl kl / mse / low_var_kl)
-    L  = agg(ℓ, M) + β · agg(k, M)                                 (ℓ: PPO-clip of card 0)
+    L  = agg(ℓ, M) + β · agg(k, M)                                 (ℓ: PPO-clip, core.ppo_clip_token_loss)
 
 A trailing "+" (e.g. "k3+") is verl's straight-through form: the value of k, the gradient of k2.
 As in verl, k3 is clamped to [−10, 10]. TRL instead weights k by the importance ratio,
@@ -16,8 +16,8 @@ value is unchanged at r = 1, but then ∇ E_{π_old}[r·k] is exactly the gradie
 
 Settings (`--set name=value`):
     kl_loss_coef  0.001 — β. verl `actor.kl_loss_coef` (DeepSeekMath used 0.04, TRL `beta` 0 by default).
-                  On the tiny CPU models `--set kl_loss_coef=0.05` held the smoke profile's entropy at
-                  0.32 nats after 60 steps (GRPO: 0.27; one seed; 0.001 not measured).
+                  The tiny CPU models need a larger β: `compare.TINY_SCALE_VARIANTS` uses
+                  `--set kl_loss_coef=0.05`.
     kl_estimator  "k3"  — verl `actor.kl_loss_type=low_var_kl` (= k3, TRL's only choice); k1, k2, k1+, k2+, k3+.
     ratio_weighted False — True multiplies k by r (TRL `use_bias_correction_kl=True`); verl does not.
     clip_ratio_low/high 0.2/0.2, clip_ratio_c 3.0 — verl's PPO defaults.

@@ -1,7 +1,7 @@
 """LLDS: a likelihood-preserving regulariser against Lazy Likelihood Displacement (Deng et al.,
 2025, "On GRPO Collapse in Search-R1: The Lazy Likelihood-Displacement Death Spiral", arXiv
-2512.04220; official code: vengdeng/LLDS-On-Group-Relative-Policy-Optimization-Collapse-in-Search-R1,
-`dp_actor.py`; card 16).
+2512.04220; official code:
+github.com/vengdeng/LLDS-On-Group-Relative-Policy-Optimization-Collapse-in-Search-R1, `dp_actor.py`).
 
 Under GRPO the likelihood of correct and incorrect responses alike can stagnate and then fall
 ("lazy likelihood displacement"), until low-confidence responses blow up the gradient. LLDS adds
@@ -18,7 +18,7 @@ actually went down during the update.
 
 The gate is a detached comparison; the gradient flows through max(0, d_t) only, pushing the lost
 likelihood back up. As in the official code, L_LLDS is a token-mean over all response tokens
-whatever `loss_agg_mode` the PG term uses (card 16.5.3), and A ≥ 0 includes zero-advantage tokens.
+whatever `loss_agg_mode` the PG term uses, and A ≥ 0 includes zero-advantage tokens.
 
 Settings (official keys, `train_grpo_nqhot.sh`):
   no_reduce_lambda = 0.2    λ (`actor.no_reduce_lambda`).

@@ -1,7 +1,8 @@
 """Lp-Reg: protect low-probability tokens of negative samples with a KL pull to a min-p proxy
 (Huang et al., 2025, "Low-probability Tokens Sustain Exploration in Reinforcement Learning with
-Verifiable Reward", arXiv 2510.03222; method reference card 8; official code CarlanLark/Lp-Reg-dev,
-`compute_policy_loss_lp_reg` in its verl `core_algos.py`, `apply_min_p` in `dp_actor.py`).
+Verifiable Reward", arXiv 2510.03222; official code github.com/CarlanLark/Lp-Reg-dev, the
+development version used for the paper: `compute_policy_loss_lp_reg` in its verl `core_algos.py`,
+`apply_min_p` in `dp_actor.py`).
 
 Negative samples keep pushing down the rare tokens they contain, and with them valuable
 low-probability "sparks" of reasoning die out. Lp-Reg builds a proxy policy by deleting the tokens
@@ -31,10 +32,10 @@ Settings (`--set name=value`; official value from recipe/lp_reg/Qwen3_14b_lp_reg
     regular_type       "minp" (`actor.regular_type`), or "fixed".
     logp_neg_k_percent ρ = 0.01 (Qwen3-14B; 0.005 for Qwen2.5-32B) — a FRACTION despite the name.
                        With ~100-200 negative tokens per mini-batch, 0.01 gives n = 1 and nothing is
-                       regularised (n must exceed 1). ρ = 0.1 regularises ~6 tokens per update
-                       here, but the pull 1 − π_proxy/π_θ is only ≈ −0.02 (the filter removes ~2 %
-                       of the mass): entropy 0.29 vs grpo's 0.27 nats after 60 smoke steps (one
-                       seed); a larger β or κ is the lever to try.
+                       regularised (n must exceed 1). ρ = 0.1 (`compare.TINY_SCALE_VARIANTS`)
+                       regularises a handful of tokens per update, but the pull 1 − π_proxy/π_θ is
+                       small when the filter removes little of the mass (`lp_reg/filtered_frac`);
+                       a larger β or κ is the lever to try.
     ppo_kl_coef        β = 1 (`actor.ppo_kl_coef`).
     kl_type            "k3" (`actor.kl_type=low_var_kl`, clamped to [−10, 10]); "k1" or "k2".
     clip_ratio_low/high 1.0 / 9.0: the scripts' [0, 10] ratio clamp, PPO clipping practically off.

@@ -1,6 +1,7 @@
 """PEAR: Phase Entropy Aware Reward (Huang, Lu, Zhang, 2025, "PEAR: Phase Entropy Aware Reward for
-Efficient Reasoning", arXiv 2510.08026, Eqs. 5–7 as transcribed in card 15 [unverified: the PDF
-and the official `entropy.py` were not read]).
+Efficient Reasoning", arXiv 2510.08026, Eqs. 5–7 as a secondary note transcribes them, consistent
+with the paper's OpenReview reviews, openreview.net/forum?id=HLc2igXEA3; the PDF and the official
+`entropy.py` of github.com/iNLP-Lab/PEAR, not available, were not read).
 
 A correct response is worth less the more uncertain its reasoning was, measured against the
 entropy of its own answer: the reward pushes the thinking phase to be short and decisive while
@@ -24,7 +25,7 @@ Settings (`--set name=value`; paper default, official name where known):
     alpha        1.0 — α, the answer-entropy coefficient (paper ablation: −1, 0, 0.5, 1, 2; 1 best).
     score        1.0 — s (`compute_score(score=1.0)`).
     format_score 0.0 — r_fmt, the reward of a wrong or unparseable response (`format_score=0.0`).
-    pear_floor   None — ours (card note 2): nothing bounds r from below, so a correct response with
+    pear_floor   None — ours: nothing bounds r from below, so a correct response with
                  P > s − r_fmt scores under a wrong one; a number clips r of correct responses from
                  below at it (r_fmt is the natural choice). None is the paper's form.
     Ours: a response is correct when its task reward is ≥ 1; the EOS token belongs to the answer
@@ -33,11 +34,10 @@ Settings (`--set name=value`; paper default, official name where known):
 
 With std-scaled GRPO advantages a lone correct response in its group gets the same advantage
 whatever its r, so PEAR acts only among two or more correct responses (or where r < r_fmt): it
-needs a warm start that is often right. On countdown_steps from a 1500-step warm start (pass@1
-0.30; 3 seeds, 120 steps, official settings) PEAR matches GRPO on pass@1 (0.45 vs 0.45) and
-lowers what it targets a little: thinking entropy of correct answers 0.084 vs 0.094 nats and
-their length 16.7 vs 16.9 tokens (1024 samples of the final policies). H̄_answer is ~0.01 nats
-here (the answer repeats the last step), so α barely matters.
+needs a warm start that is often right (the countdown_steps warm start, trained 1500 steps; notebook
+04 compares PEAR with GRPO there over seeds). What it targets is `pear/think_entropy` of correct
+answers and their length, not pass@1. On countdown_steps the answer repeats the last step, so
+H̄_answer is close to 0 and α barely matters.
 
 Metrics (`pear/…`): `think_entropy`, `answer_entropy` (mean H̄ of each phase over the responses
 that have it), `penalty_correct` (mean P over correct responses), `no_answer_frac` (responses

@@ -1,13 +1,13 @@
 """RiskPO: a Mixed Value-at-Risk advantage over bundles of questions (Ren et al., 2025, "RiskPO:
 Risk-based Policy Optimization via Verifiable Reward for LLM Post-Training", arXiv 2510.00911;
-official code RTkenny/RiskPO `core_algos.py::compute_grpo_bundle_rvar_outcome_advantage_quantile_
-tracking` and `ray_trainer.py`; card 10).
+official code github.com/RTkenny/RiskPO, `core_algos.py::compute_grpo_bundle_rvar_outcome_advantage_
+quantile_tracking` and `ray_trainer.py`).
 
 GRPO's mean baseline rewards whatever is above average; RiskPO scores the lower and middle part of the
 reward distribution instead (a risk-averse objective), which the paper argues lowers the covariance
 of log π with the advantage and so slows entropy collapse. Binary rewards are made richer by pooling
 B questions into a bundle: a "paper" is one response to each of them, and its score counts the
-correct ones. (The card quotes no equation numbers; the formulas are the released code's.)
+correct ones. (Equation numbers not checked here; the formulas are the released code's.)
 
     S_j       = Σ_{q ∈ bundle} R_{q,j}                     paper j = the j-th response of each question
     A^RVaR_j  = [ (S_j − q_α)_+ − (S_j − q_β)_+ (+ q_α − q_β) ] / (β − α)      (paper's g(z,a,b)/(b − a))
@@ -43,7 +43,7 @@ Paper vs code, and our choices:
 Metrics: `q_alpha`, `q_beta` (the quantiles used, mean over bundles), `tracked_q_alpha`,
 `tracked_q_beta` (the tracker after this step), `paper_score` (mean S), `frac_zero_adv` (share of
 responses not trained on: with tracked quantiles even a bundle whose papers all score the same gets a
-signal, so it is about half that of `batch` quantiles on the smoke runs), `adv_mean` (GRPO's is 0;
+signal, so it is lower than with `batch` quantiles), `adv_mean` (GRPO's is 0;
 tracked quantiles let it move).
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SIREN: hold the entropy of the nucleus at the peak positions near its starting value (Liu et al.,
-2025, "Rethinking Entropy Regularization in Large Reasoning Models", arXiv 2509.25133; method
-reference card 4; official code Linn3a/siren, `efficient_top_p_sampling`, `mask_by_quantile` and
+2025, "Rethinking Entropy Regularization in Large Reasoning Models", arXiv 2509.25133; official
+code github.com/Linn3a/siren, `efficient_top_p_sampling`, `mask_by_quantile` and
 `update_policy` in its verl `dp_actor.py`, anchor set in `ray_trainer.py`).
 
 A plain entropy bonus explodes: it rewards spreading mass over the whole vocabulary at every
@@ -39,9 +39,9 @@ Settings (`--set name=value`; official value from exp_scripts/siren.sh, official
                        number of sequences too, Σ/(B·L) (minirl's core mode: Σ/L), and so does this
                        loss: it sets the scale of L_PPO against c·(Ĥ − H_anchor)².
 At the tiny CPU scale most positions have a top token with π ≥ 0.8 (empty nucleus, H^p = 0), so the
-peak mask holds 1-4 % of the tokens, not 20 %: with c = 0.005 and with c = 1 entropy stayed on grpo's
-path (60 smoke steps, one seed: 0.28-0.29 vs 0.28 nats averaged over steps 51-60). A larger
-`entropy_topp` or `nucleus_includes_crossing=True` widens the regularised set.
+peak mask holds far fewer than 20 % of the tokens (`siren/peak_frac` shows how many) and the
+regulariser has little to act on, whatever c. A larger `entropy_topp` or
+`nucleus_includes_crossing=True` widens the regularised set.
 
 Metrics: `siren/entropy_loss` (Ĥ, nats), `siren/entropy_anchor`, `siren/reg` (c·(Ĥ − H_anchor)²),
 `siren/peak_frac` (Σ m / Σ M), `siren/topp_entropy` (mean H^p over valid tokens).

@@ -1,10 +1,10 @@
 """SPEAR: self-imitation with progressive exploration (Qin et al., 2025, "Learn the Ropes, Then
-Trust the Wins", arXiv 2509.22601; official code TencentYoutuResearch/SPEAR @7e84315, folder
-verl/; method reference card 13).
+Trust the Wins", arXiv 2509.22601; official code github.com/TencentYoutuResearch/SPEAR
+@7e84315, folder verl/).
 
 Successful trajectories of the last few steps are kept in a replay buffer and trained on again
 (self-imitation) with a weight that ramps up over training, after their advantage has been
-measured again against a baseline of past group-mean rewards. Clip-Cov (card 1) on both the
+measured again against a baseline of past group-mean rewards. Clip-Cov (`clip_cov.py`) on both the
 on-policy and the replayed rows curbs over-confidence; an intrinsic tool-call reward that decays
 with the step drives early exploration on tool tasks.
 
@@ -66,13 +66,13 @@ overlong / incomplete / repetitive / unreadable responses and its group filter b
 (`rollout_filter_ratio` 0.75), which belong to sampling; `trajectory_score_threshold` is read by
 no code path. Replay adds ~S rows to every flush step's batch.
 
-Tiny scale (smoke profile, 16 prompts × 8, 120 steps, 3 seeds). A step stores ~30 rows with
-A > 0, so S = 32 flushes every ~1.8 steps (32 rows, +25 % of the batch) and rows are replayed ~1.3
-steps after they were sampled: `trajectory_tolerate_steps` never binds. T_r = 300 leaves c < 0.1
-for 60 steps and c(120) = 0.35: use max_replay_loss_steps ≈ steps/4 (30 for 120 steps). Then the
-replay lowers the entropy (mean of the last 10 steps 0.218 nats vs 0.269 with replay off; grpo
-0.200): self-imitation exploits. The README's Clip-Cov values (clip_cov_ratio=0.02,
-clip_cov_ub=40) bring it back to 0.264 with pass@1 0.439 vs grpo's 0.410 (± 0.04 over seeds).
+Tiny scale (smoke profile, 16 prompts × 8 = 128 rows a step). A good part of a step's rows have
+A > 0, so S = 32 fills within a step or two (a flush adds 32 rows, +25 % of the batch) and rows are
+replayed soon after they were sampled: `trajectory_tolerate_steps` rarely binds (`spear/replay_age`
+shows it). T_r = 300 leaves c < 0.1 for 61 steps and c(120) = 0.35: use max_replay_loss_steps ≈
+steps/4 (30 for 120 steps). Self-imitation exploits, so the replay pulls the entropy down; the
+README's Clip-Cov values (clip_cov_ratio=0.02, clip_cov_ub=40) are the brake. Both are the settings
+of `compare.BATCH_LEVEL_VARIANTS`, which notebook 04 compares with grpo over seeds.
 
 Metrics (`spear/...`): `buffer_rows` (rows held after storing), `buffer_ready` (n_ready, the
 official `trajectory_replay_buffersize`), `baseline` (P50 of the group means held), `replay_rows`,

@@ -1,6 +1,6 @@
 """STEER: down-weight the tokens whose update would move entropy the most (Hao et al., 2025,
 "Rethinking Entropy Interventions in RLVR: An Entropy Change Perspective", arXiv 2510.10150;
-method reference card 3; official code zz-haooo/STEER, `compute_token_weights` and the
+official code github.com/zz-haooo/STEER, `compute_token_weights` and the
 `entropy_control` policy loss in its verl `core_algos.py`).
 
 A first-order estimate Ω_t says how much the update on token t will change the entropy at its
@@ -33,9 +33,10 @@ Settings (`--set name=value`; official value, official key):
     linear             False: the exponential map of run_exp.sh (the function's default is True).
     clip_ratio_low/high 0.2 / 0.28, clip_ratio_c 10.0: the official training scripts.
     The min/max run over the rows the loss receives (one mini-batch here; verl: one micro-batch of
-    8 sequences). At the tiny CPU scale a few tokens have |Ω| far above the rest (m_max ≈ 5-10),
-    so with λ_min = 0.8 the mean weight stays ≈ 0.996 and entropy follows grpo; λ_min = 0.1 (mean
-    weight ≈ 0.965) kept some (60 smoke steps, one seed: 0.31 vs grpo's 0.27 nats).
+    8 sequences). At the tiny CPU scale a few tokens have |Ω| far above the rest, so with
+    λ_min = 0.8 nearly every weight stays close to 1 and the loss is almost PPO-clip's; the
+    tiny-scale setting of `compare.TINY_SCALE_VARIANTS` is λ_min = 0.1 (notebook 03 compares it
+    with grpo over seeds; `steer/weight_mean` shows how far the weights moved).
 
 Metrics: `steer/weight_min`, `steer/weight_max`, `steer/weight_mean` (λ over valid tokens, the
 official token_weights_* logs), `steer/omega_max` (m_max), `steer/clip_high_frac` (A > 0 and
@@ -68,7 +69,10 @@ class SteerConfig(PolicyLossConfig):
 
 
 def entropy_change_estimate(logp, old_logp, adv, H_old):
-    """Ω (B, T): first-order entropy change of each token's update (card 3.1), detached."""
+    """Ω (B, T): first-order entropy change of each token's update, detached:
+    Ω_t = (A_t / p^old_t)·p_t(1 − p_t)·(log p_t + H^old_t) (official `compute_token_weights`). The ratio's
+    gradient w.r.t. the sampled logit is p(1 − p)/p^old, and a step on that logit changes the entropy
+    in proportion to −p(log p + H) (the entropy-covariance lemma, `minirl.theory`)."""
     p = torch.exp(logp.detach()).clamp(1e-8, 1 - 1e-8)
     p_old = torch.exp(old_logp.detach()).clamp(1e-8, 1.0)
     omega = (adv / p_old) * p * (1 - p) * (torch.log(p) + H_old.detach())

@@ -1,12 +1,12 @@
 """TEA-RL: Light-IF's token-wise entropy-adaptive bonus (Wang et al., 2025, "Light-IF: Endowing
 LLMs with Generalizable Reasoning via Preview and Self-Checking for Complex Instruction
-Following", arXiv 2508.03178; official code Qihoo360/Light-IF, `rl/verl/verl/trainer/ppo/
-core_algos.py::compute_entropy_with_cov`; card 17.2).
+Following", arXiv 2508.03178; official code github.com/Qihoo360/Light-IF, `rl/verl/verl/trainer/ppo/
+core_algos.py::compute_entropy_with_cov`).
 
 An entropy bonus spread evenly over tokens wastes itself on tokens that do not drive collapse.
 TEA-RL weights each token's entropy by a softmax, within its response, of the token's
-log-prob/advantage covariance (card 1): the tokens whose updates shrink entropy the most get
-the largest bonus.
+log-prob/advantage covariance (Cui et al., arXiv 2505.22617, as in `clip_cov.py`): the tokens whose
+updates shrink entropy the most get the largest bonus.
 
     Cov_t = (A_t − mean A) · (logp_t − mean logp)      means over the mini-batch's response tokens
     w_t   = clamp( α_cov · softmax_{t ∈ o_i}(Cov_t), 0, ub )      padding gets −∞ before the softmax
@@ -15,7 +15,7 @@ the largest bonus.
 `agg` is the run's `loss_agg_mode`; there is no separate coefficient: α_cov is the bonus scale.
 
 The released RL code never runs this: the branch sits after the default `loss_mode == "vanilla"`
-branch, refers to an undefined `entropy_mode` and would leave `pg_loss` undefined (card 17.5.1),
+branch, refers to an undefined `entropy_mode` and would leave `pg_loss` undefined,
 so the released runs are plain GRPO + KL. We implement the intent, the function itself.
 
 Settings (official keys, `ppo_trainer.yaml`):
@@ -27,9 +27,10 @@ Settings (official keys, `ppo_trainer.yaml`):
 Scale: the softmax makes the weights of one response sum to α_cov before the cap, so the
 per-token weight is about α_cov / |o_i|. Light-IF's responses are thousands of tokens long (about
 0.003 per token); countdown responses are ~6 tokens, where α_cov = 10 gives w ≈ 1.7 per token, an
-enormous bonus. At CPU scale use α_cov ≈ 0.1–0.2 (w ≈ 0.02–0.03 per token, the entropy-bonus range
-that worked here). The Light-IF recipe also turns PPO clipping off (clip_ratio_low = high = 1.0,
-clip_ratio_c = 10) and uses KL-to-ref 0.001; those are `--set` / trainer options, not defaults here.
+enormous bonus. At CPU scale use α_cov ≈ 0.1–0.2 (w ≈ 0.02–0.03 per token, the coefficient of the
+tiny-scale entropy bonus in `compare.TINY_SCALE_VARIANTS`). The Light-IF recipe also turns PPO
+clipping off (clip_ratio_low = high = 1.0, clip_ratio_c = 10) and uses KL-to-ref 0.001; those are
+`--set` / trainer options, not defaults here.
 
 Metrics: `entropy_loss_cov` (agg of w, the official metric), `entropy_bonus` (agg of w·H),
 `w_max` (largest weight, shows the cap at work).

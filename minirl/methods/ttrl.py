@@ -1,6 +1,6 @@
 """TTRL: label-free RL with majority-vote pseudo-labels (Zuo et al., 2025, "TTRL: Test-Time
-Reinforcement Learning", arXiv 2504.16084; code PRIME-RL/TTRL @3e2cc93, `ttt_metrics.py`; the
-baseline of card 11, ETTRL, and of card 9, EVOL-RL).
+Reinforcement Learning", arXiv 2504.16084; official code github.com/PRIME-RL/TTRL @3e2cc93, `ttt_metrics.py`;
+the baseline of ETTRL, `ettrl.py`, and of EVOL-RL, `evol_rl.py`).
 
 No label is read: the most frequent final answer among the samples of a prompt is taken as its
 label, and a completion is rewarded for agreeing with it. Consensus is all it rewards, which is
@@ -26,14 +26,13 @@ Settings (`--set name=value`; official keys in brackets):
     The answers are read with the task's `answer_of` (`ctx.task`). Extra voting samples are
     drawn with `ctx.sample(groups, None)`: None = the training temperature.
     Not reproduced: lr 5e-7 with cosine warm-up (we keep the profile's lr); ETTRL's tree rollout
-    and entropy advantage reshaping (card 11) are not part of this file.
+    and entropy advantage reshaping are in `ettrl.py`, not in this file.
 
-At the tiny scale (smoke profile, 120 steps) TTRL does what its critics predict: agreement rises
-to ~0.9 and the entropy falls twice as fast as GRPO's, while the majority answer drifts to a
-consistent wrong one (every arithmetic prompt answered "30" or "10"; countdown answered by the sum
-of its numbers), so the true accuracy falls (countdown pass@1 0.31 → 0.28, arithmetic 0.25 → 0.00;
-GRPO with labels: 0.31 → 0.44). A stronger warm start (majority right for 75 % of prompts) still
-collapses. This is the baseline EVOL-RL and ETTRL improve on.
+What to watch at the tiny scale (notebook 04 compares it with GRPO over seeds): TTRL rewards
+agreement, not truth, so `majority_ratio` can rise and the entropy fall fast while the majority
+answer drifts to a consistent wrong one (on countdown, say, the sum of the numbers); the true
+accuracy then falls, which `label_accuracy` and the run's own `accuracy` show. This is the failure
+EVOL-RL and ETTRL start from.
 
 Metrics (`ttrl/…`; the run's own `reward`/`accuracy` stay the true task reward, a held-out
 measurement here): `label_accuracy` (share of prompts whose majority answer is right: some

@@ -1,5 +1,7 @@
 """UloRL's DMMPT: dynamic masking of well-mastered positive tokens (Du et al., 2025, "UloRL: An
-Ultra-Long Output Reinforcement Learning Approach ...", arXiv 2507.19766, Eq. 9–10; card 12).
+Ultra-Long Output Reinforcement Learning Approach for Advancing Large Language Models' Reasoning
+Abilities", arXiv 2507.19766, Eq. 9–10; github.com/liushulinle/ULORL holds the README and the PDF,
+no training code).
 
 Entropy collapses because GRPO keeps pushing up tokens that the model already predicts almost
 surely inside correct responses. DMMPT drops those tokens from the loss, but only in responses
@@ -15,10 +17,11 @@ as in Eq. 10, so masking shrinks the update instead of re-weighting the remainin
 
 Settings (no official code exists; the paper's values):
   tau = 0.99        τ, probability above which a token of a correct response counts as mastered.
-  sigma = 0.2       σ, target entropy (nats/token). The tiny countdown model starts near 0.45, so
-                    0.2 also suits the CPU scale: masking switches on once a response is confident.
+  sigma = 0.2       σ, target entropy (nats/token). Masking switches on once a response's mean
+                    entropy falls below σ, so σ must sit below the warm start's entropy (its step-0
+                    `entropy`); `compare.TINY_SCALE_VARIANTS` uses 0.35.
   mpt_prob = "old"  whose p_{i,t} defines an MPT: "old" (π_old, fixed for the batch) or "current"
-                    (π_θ). The paper does not say; "old" is OUR choice (card 12.2).
+                    (π_θ). The paper does not say; "old" is OUR choice.
   entropy_scope = "response"  H̄ per response as Eq. 10 indexes it ("response"), or the mean over
                     the mini-batch's tokens ("batch", the prose's "model's current entropy"). OUR flag.
 Choices that are ours: (1) R_i = 1 is read as A_{i,t} > 0. With 0/1 rewards and GRPO a correct

@@ -68,7 +68,9 @@ def test_theory_notebook_passes_nbval(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
          str(notebook)],
-        cwd=tmp_path, env={**_kernel_env(), "MINIRL_PROFILE": "smoke"}, capture_output=True, text=True, timeout=600)
+        cwd=tmp_path, env={**_kernel_env(), "MINIRL_PROFILE": "smoke", "MINIRL_FIGURES": str(tmp_path / "figures"),
+                           "MINIRL_OUTCOMES": str(tmp_path / "outcomes")},
+        capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert re.search(r"\b\d+ passed\b", result.stdout) and "failed" not in result.stdout
 

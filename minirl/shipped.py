@@ -57,14 +57,6 @@ class Shipped:
         """The settings (config.json) the first seed of `label` trained with."""
         return next(cell["config"] for cell in self.cells if cell["label"] == label)
 
-    def describe(self) -> str:
-        """One line: how many runs of what."""
-        c = self.config(self.cells[0]["label"])
-        seeds = sorted({cell["seed"] for cell in self.cells})
-        return (f"{len(self.runs)} variants × seeds {', '.join(map(str, seeds))} = {len(self.cells)} runs of "
-                f"{c['steps']} steps of {c['prompts_per_step']} prompts × {c['group_size']} samples on {c['task']}, "
-                f"pass@{c['eval_k']} on {c['eval_prompts']} eval prompts (grid {self.name})")
-
 
 def available() -> list[str]:
     """The names of the shipped grids."""

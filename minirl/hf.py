@@ -91,6 +91,13 @@ def _keep_cpu_weights_trainable(model) -> None:
 
 
 def is_lora(model) -> bool:
+    """Whether `model` carries a peft adapter. A model can only be a PeftModel once peft has been
+    imported, so the tiny backend never imports peft (and, through it, bitsandbytes, whose CPU
+    kernels print a warning on import) just to ask."""
+    import sys
+
+    if "peft" not in sys.modules:
+        return False
     from peft import PeftModel
 
     return isinstance(model, PeftModel)

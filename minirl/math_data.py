@@ -5,7 +5,9 @@ these let a real instruct model (e.g. Qwen2.5-0.5B-Instruct) do the same on the 
 papers report. A prompt asks for the final answer in `\\boxed{}`; the reward is 1 when
 math-verify finds that answer mathematically equal to the gold one (`\\frac{1}{2}` = `0.5`),
 else 0. Model text is never executed: math-verify reads LaTeX with an ANTLR grammar, and
-only digits and `+-*/^()` ever reach sympy's expression parser.
+only digits and `+-*/^()` ever reach sympy's expression parser. Its work is bounded by TIMEOUT_S
+from any thread: in other threads than the main one the check runs in a worker process
+(`minirl.math_worker`), so that a `\boxed{9^{9^{9^{9}}}}` cannot freeze the process.
 
 Without internet (or the Hub), point the loaders at a local copy, made once elsewhere:
 
@@ -23,20 +25,16 @@ import os
 import random
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import datasets
-from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-from math_verify.errors import TimeoutException
 
+from .math_worker import BOXED_FIRST, MAX_COMPLETION_CHARS, PLAIN_NUMBER_TOO, check_in_worker, score  # noqa: F401
 from .tasks import Example, Task
 
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 TIMEOUT_S = 2
 """Seconds math-verify may spend parsing or comparing (`9^{9^{9^9}}` would otherwise hang)."""
-MAX_COMPLETION_CHARS = 20_000
-"""Only the tail this long is read: the answer is at the end, and the regexes slow on more."""
 HUB = {"gsm8k": ("openai/gsm8k", "main", "MINIRL_GSM8K_PATH", ("train", "test")),
        "math500": ("HuggingFaceH4/MATH-500", None, "MINIRL_MATH500_PATH", ("test",))}
 
@@ -142,40 +140,24 @@ def math500_example(record: dict, tokenizer=None, system: str | None = BOXED_INS
 
 
 # ---------------------------------------------------------------- reward
-BOXED_FIRST = LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)
-"""`\\boxed{}` first, then `answer is $...$`-style anchors; loose LaTeX elsewhere is ignored."""
-PLAIN_NUMBER_TOO = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
-
-
-@lru_cache(maxsize=4096)
-def _parsed_gold(latex: str, timeout_s: int | None) -> list:
-    return parse(f"\\boxed{{{latex}}}", extraction_config=[LatexExtractionConfig()],
-                 parsing_timeout=timeout_s)
-
-
 def math_reward(completion: str, example: Example) -> float:
     """1.0 if the completion's final answer equals the gold one (checked by math-verify), else 0.0.
 
     `example.answer` is a GoldAnswer (or a bare LaTeX string). The answer read is the last
     `\\boxed{...}`; for GSM8K (`accept_plain_number`) a bare final number also counts. Two
     boxed answers are read as a set, so hedging scores 0. math-verify bounds its work with
-    `signal.alarm`, which only the main thread may set: there we pass TIMEOUT_S; in other
-    threads None (a timeout would raise ValueError), so there a hostile `9^{9^{9^9}}` could
-    hang the thread. Any failure scores 0.0; it never raises.
+    `signal.alarm` (TIMEOUT_S for parsing, and again for comparing), which only a main thread may
+    set: from the main thread the check runs here; from any other thread it runs in that thread's
+    worker process (`math_worker.check_in_worker`), which is killed after 3·TIMEOUT_S + 2 s (a
+    hostile `9^{9^{9^9}}` would otherwise freeze every thread: sympy's big-integer arithmetic
+    holds the GIL). Any failure scores 0.0; it never raises.
     """
     gold = example.answer if isinstance(example.answer, GoldAnswer) else GoldAnswer(str(example.answer))
     if not isinstance(completion, str) or not completion.strip():
         return 0.0
-    timeout_s = TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
-    config = PLAIN_NUMBER_TOO if gold.accept_plain_number else (BOXED_FIRST,)
-    try:
-        predicted = parse(completion[-MAX_COMPLETION_CHARS:], extraction_config=config,
-                          parsing_timeout=timeout_s)
-        if not predicted:
-            return 0.0
-        return float(verify(_parsed_gold(gold.latex, timeout_s), predicted, timeout_seconds=timeout_s))
-    except (Exception, TimeoutException):  # TimeoutException is a BaseException
-        return 0.0
+    if threading.current_thread() is threading.main_thread():
+        return score(completion, gold.latex, gold.accept_plain_number, TIMEOUT_S)
+    return check_in_worker(completion, gold.latex, gold.accept_plain_number, TIMEOUT_S, 3 * TIMEOUT_S + 2)
 
 
 # ---------------------------------------------------------------- tasks

@@ -5,13 +5,14 @@
     sigma_reparam.py         σReparam: Ŵ = (γ/σ(W))·W for every linear layer (Zhai et al.)
     entropy_guided.py        the attention-entropy regulariser with learnable thresholds (Jha & Reagen)
     reduced_nonlinearity.py  a Qwen2 without norms and with a linear FFN, where Jha & Reagen's failures show
+    synthetic_lm.py          a copy / reverse character language to train tiny LMs from scratch
+    train_lm.py              the training loop that logs loss and attention entropy every step
+    verdicts.py              what notebook 05 concludes, computed: collapsed / overloaded layers, seed-spread verdicts
 
 Papers: Zhai et al., "Stabilizing Transformer Training by Preventing Attention Entropy Collapse"
 (ICML 2023; official code github.com/apple/ml-sigma-reparam); Jha & Reagen, "Entropy-Guided
 Attention for Private LLMs" (AAAI'25 PPAI workshop; official code
 github.com/Nandan91/entropy-guided-attention-llm).
-    synthetic_lm.py          a copy / reverse character language to train tiny LMs from scratch
-    train_lm.py              the training loop that logs loss and attention entropy every step
 
 These methods change the architecture or the pre-training loss of a language model, not the RL
 fine-tuning stages of `minirl.METHODS`, so they have their own small registry: `ATTENTION_METHODS`,
@@ -30,7 +31,8 @@ from .sigma_reparam import SigmaReparamLinear, apply_sigma_reparam
 @dataclass(frozen=True)
 class AttentionMethod:
     name: str
-    card: str
+    paper: str
+    """Where the method comes from ("-" for none)."""
     stage: str
     """"architecture" (changes the model in place) or "loss" (returns a term to add to the loss)."""
     summary: str
@@ -50,10 +52,10 @@ def _prepare_entropy_guided(model, **settings):
 
 ATTENTION_METHODS = {
     "none": AttentionMethod("none", "-", "architecture", "the model as it is", lambda model: None),
-    "sigma_reparam": AttentionMethod("sigma_reparam", "20a", "architecture",
+    "sigma_reparam": AttentionMethod("sigma_reparam", "Zhai et al., ICML 2023", "architecture",
                                      "every linear weight as (γ/σ(W))·W, σ by one power-iteration step a step",
                                      _prepare_sigma_reparam),
-    "entropy_guided_attention": AttentionMethod("entropy_guided_attention", "20b", "loss",
+    "entropy_guided_attention": AttentionMethod("entropy_guided_attention", "Jha & Reagen, 2025", "loss",
                                                 "penalise head entropies outside a band around a learned target",
                                                 _prepare_entropy_guided),
 }

@@ -279,7 +279,7 @@ class Trainer:
                 metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm).item()
                 self._check_finite("gradient norm", torch.tensor(metrics["grad_norm"]))
                 if step_optimizer:
-                    self.optimizer.step()
+                    self._optimizer_step()
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + value
                 n_updates += 1
@@ -287,6 +287,15 @@ class Trainer:
             if p.requires_grad:
                 self._check_finite("weight", p.detach())
         return {_metric_name(self.method.name, k): v / n_updates for k, v in sums.items()}
+
+    def _optimizer_step(self) -> None:
+        """One AdamW step; an update too large for float32 (lr / (1 − β1) overflows) is a divergence."""
+        try:
+            self.optimizer.step()
+        except RuntimeError as err:
+            if "overflow" not in str(err):
+                raise
+            self._check_finite("update", torch.tensor([float("inf")]))
 
     def _check_finite(self, what: str, values: torch.Tensor, cause: str | None = None) -> None:
         """Stop the run (Diverged) when `values` hold a NaN or an infinity, naming the step, what was

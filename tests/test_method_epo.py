@@ -89,8 +89,8 @@ def test_history_lives_in_the_trainer_state_and_its_checkpoint(tmp_path):
     assert "epo/hist_entropy" not in first
     assert second["epo/hist_entropy"] == pytest.approx(first["entropy"])
     assert trainer.method_state.history == pytest.approx([first["entropy"], second["entropy"]])
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "metrics.jsonl").write_text("")
+    (tmp_path / "run").mkdir()                          # a resume needs the rows of steps 0..2 beside it
+    (tmp_path / "run" / "metrics.jsonl").write_text("".join(f'{{"step": {step}}}\n' for step in range(3)))
     trainer.save_checkpoint()
     resumed = Trainer(config, out=tmp_path / "run")
     resumed.load_checkpoint()

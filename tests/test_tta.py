@@ -18,6 +18,7 @@ from minirl.tta.ostta import OSTTA, crowd_mask
 from minirl.tta.sar import SAR, recovery_check, reliable_mask, sam_perturbation
 from minirl.tta.streams import make_stream
 from minirl.tta.tent import Tent
+from minirl.tta.verdicts import against, collapsed, describe
 
 LN3 = math.log(3.0)
 
@@ -229,3 +230,28 @@ def test_tent_collapses_at_batch_size_1_and_sar_does_not():
     assert run["sar"]["top_class_fraction"] < 0.5
     assert run["sar"]["accuracy"] > run["tent"]["accuracy"] + 0.15
     assert run["source"]["top_class_fraction"] < 0.5 and len(CORRUPTIONS) == 5
+
+
+# --- the notebook's computed verdicts ------------------------------------------------------------
+
+def test_collapse_needs_both_one_class_and_near_certainty():
+    assert collapsed(0.9, 0.01) and collapsed(0.51, 0.19)
+    assert not collapsed(0.5, 0.01)            # half in one class is not more than half
+    assert not collapsed(0.9, 0.2)             # confident, but not near-certain
+
+
+def test_against_counts_a_difference_only_beyond_the_larger_seed_std():
+    stats = {("tent", "mixed"): (0.20, 0.05, 3), ("source", "mixed"): (0.50, 0.10, 3),
+             ("sar", "mixed"): (0.45, 0.02, 3), ("one", "mixed"): (0.9, 0.0, 1)}
+    assert against(stats, "tent", "source", "mixed") == ("worse", pytest.approx(-0.30))
+    assert against(stats, "source", "tent", "mixed") == ("better", pytest.approx(0.30))
+    assert against(stats, "sar", "source", "mixed")[0] == "≈"                     # 0.05 ≤ max(0.02, 0.10)
+    assert against(stats, "one", "source", "mixed")[0] == "undecided (1 seed)"
+
+
+def test_describe_names_the_numbers_behind_the_verdict():
+    tent = {"method": "tent", "accuracy": 0.167, "final_entropy": 0.053, "top_class_fraction": 0.86}
+    source = {"method": "source", "accuracy": 0.481, "final_entropy": 0.904, "top_class_fraction": 0.27}
+    assert describe(tent, source) == ("tent: accuracy 16.7 % (unadapted 48.1 %), final entropy 0.053 nats "
+                                      "(unadapted 0.904), 86 % of predictions in one class (unadapted 27 %): collapsed")
+    assert describe(source).endswith("27 % of predictions in one class: not collapsed")

@@ -1,5 +1,5 @@
 """Test-time adaptation (TTA): entropy minimisation on unlabelled test data, the way it collapses,
-and four ways to keep it from collapsing, on a small digit classifier (notebook 06).
+and three ways to keep it from collapsing, on a small digit classifier (notebook 06).
 
     from minirl.tta import get_tta_method
     adapter = get_tta_method("sar")(source_model, lr=0.01)      # a TestTimeAdapter
@@ -15,7 +15,9 @@ Every method is registered here by name, in `TTA_METHODS`:
              (Lee et al. 2023)
 
 `minirl.tta.evaluate.evaluate` runs one method on one test condition and returns its accuracy, its
-final prediction entropy and the share of predictions in the most frequent class.
+final prediction entropy and the share of predictions in the most frequent class;
+`minirl.tta.verdicts` turns those into the notebook's verdicts (collapsed or not, better or worse than
+the unadapted model beyond the seed spread).
 """
 from __future__ import annotations
 

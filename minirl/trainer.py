@@ -475,10 +475,20 @@ def _check(ok: bool, message: str) -> None:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """The rows of a run's metrics.jsonl (a folder or the file itself)."""
+    """The rows of a run's metrics.jsonl (a folder or the file itself). A last line without its
+    newline (cut by a kill while it was written) is left out; any other damaged line is refused
+    in one line naming the file and the line."""
     path = Path(path)
-    path = path / "metrics.jsonl" if path.is_dir() else path
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    path = path / METRICS if path.is_dir() else path
+    lines = path.read_text().split("\n")[:-1]              # what follows the last newline is a cut line, or ""
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path} line {number} is not a JSON row ({err})") from None
+    return rows
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> list[dict]:

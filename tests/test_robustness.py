@@ -183,6 +183,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(resume, tmp_path,
 def test_resume_drops_a_line_cut_by_a_kill_with_a_warning(killed, capsys):
     with open(killed / "metrics.jsonl", "a") as f:
         f.write('{"step": 4, "entropy": 0.3')                         # what a kill while writing leaves
+    assert steps_of(killed) == [0, 1, 2, 3]                            # readers leave the cut line out
     rows = train(tiny(steps=4, checkpoint_every=2), killed, resume=True, progress=False)
     assert [r["step"] for r in rows] == [3, 4] and steps_of(killed) == [0, 1, 2, 3, 4]
     assert "dropped its last line, cut off at 26 characters (a kill while writing it)" in capsys.readouterr().err
@@ -205,6 +206,13 @@ def test_resume_refuses_a_history_that_lost_or_mixed_rows_naming_the_file_and_li
                          capsys)
     assert expected in err and str(killed) in err
     assert (killed / "metrics.jsonl").read_text() == before           # refused: nothing rewritten
+
+
+def test_reading_a_damaged_history_names_the_file_and_line(killed):
+    lines = (killed / "metrics.jsonl").read_text().splitlines()
+    (killed / "metrics.jsonl").write_text("".join(line + "\n" for line in [lines[0], lines[1][:30], *lines[2:]]))
+    with pytest.raises(ValueError, match=f"{killed / 'metrics.jsonl'} line 2 is not a JSON row"):
+        read_metrics(killed)
 
 
 def test_the_resume_rewrite_of_metrics_is_atomic(killed, monkeypatch):

@@ -419,7 +419,7 @@ ZERO_TERMS = {"entropy_bonus": {"entropy_coeff": "0"}, "epo": {"entropy_coeff": 
               "evol_rl": {"entropy_coeff": "0"}, "tea_rl": {"cov_alpha": "0"}, "siren": {"entropy_coeff": "0"},
               "kl_ref": {"kl_loss_coef": "0"}}
 """The terms that act without advantages, switched off: with them the policy must not move either."""
-TASKS = {"aepo_agentic": "countdown_tool"}
+TASKS = {"aepo_agentic": "countdown_tool", "empg": "countdown_steps", "pear": "countdown_steps"}   # their own tasks
 
 
 def trainer_without_signal(method: str, settings: dict, **overrides) -> Trainer:

@@ -4,6 +4,8 @@ labelled matplotlib Figure; they take numbers (summary.py, contamination.py), ne
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
@@ -67,7 +69,7 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: s
     for label, (fpr, tpr, area) in curves.items():
         ax.plot(fpr, tpr, lw=2, label=f"{label} (AUC {area:.2f})")
     ax.plot([0, 1], [0, 1], "k:", lw=1, label="chance (AUC 0.50)")
-    ax.set(title=title, xlabel="false-positive rate (held-out flagged as trained-on)",
+    ax.set(title="\n".join(textwrap.wrap(title, 48)), xlabel="false-positive rate (held-out flagged as trained-on)",
            ylabel="true-positive rate (trained-on flagged)", xlim=(0, 1), ylim=(0, 1.01))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

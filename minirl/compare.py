@@ -48,7 +48,7 @@ def run_summary(rows: list[dict]) -> dict[str, float]:
     return {
         "final_pass_at_1": pass1[-1], "best_pass_at_1": max(pass1), "final_pass_at_k": passk[-1],
         "entropy_kept": (sum(tail) / len(tail)) / (sum(head) / len(head)),
-        "final_entropy": sum(tail) / len(tail), "tokens_per_step": statistics.mean(tokens),
+        "final_entropy": sum(tail) / len(tail), "tokens_per_step": statistics.mean(tokens) if tokens else None,
         "wall_s": rows[-1]["wall_s"], "step_s": statistics.median(step_s),
     }
 
@@ -62,7 +62,9 @@ def comparison_table(runs: dict[str, dict[int, list[dict]]], baseline: str | Non
     base = summaries.get(baseline)
 
     def ratio(items, key):
-        return "—" if not base else f"{statistics.mean(s[key] for s in items) / statistics.mean(s[key] for s in base):.2f}×"
+        if not base or any(s[key] is None for s in [*items, *base]):
+            return "—"
+        return f"{statistics.mean(s[key] for s in items) / statistics.mean(s[key] for s in base):.2f}×"
 
     head = ("| method | seeds | final pass@1 | best pass@1 | final pass@k | final entropy (nats) | entropy kept | "
             f"tokens sampled a step | tokens vs {baseline} |")
@@ -70,6 +72,8 @@ def comparison_table(runs: dict[str, dict[int, list[dict]]], baseline: str | Non
     for label, items in summaries.items():
         def cell(key, fmt=".3f"):
             values = [s[key] for s in items]
+            if None in values:                      # e.g. tokens_sampled, in runs made by other trainers
+                return "—"
             mean = statistics.mean(values)
             return f"{mean:{fmt}} ± {statistics.stdev(values):{fmt}}" if len(values) > 1 else f"{mean:{fmt}}"
         line = (f"| {label} | {len(items)} | {cell('final_pass_at_1')} | {cell('best_pass_at_1')} | "
@@ -81,8 +85,10 @@ def comparison_table(runs: dict[str, dict[int, list[dict]]], baseline: str | Non
 
 def budget_table(runs: dict[str, dict[int, list[dict]]], k: int, baseline: str = "grpo") -> str:
     """Markdown, cheapest first: the tokens each variant sampled a step (mean ± std over seeds), that
-    against `baseline`'s, and its final pass@k, so that pass@k is read beside what it cost."""
+    against `baseline`'s, and its final pass@k, so that pass@k is read beside what it cost (variants
+    whose runs logged no `tokens_sampled` are left out)."""
     cost = {label: [run_summary(rows) for rows in by_seed.values()] for label, by_seed in runs.items()}
+    cost = {label: items for label, items in cost.items() if all(s["tokens_per_step"] is not None for s in items)}
     tokens = {label: statistics.mean(s["tokens_per_step"] for s in items) for label, items in cost.items()}
     lines = [f"| method | tokens sampled a step | vs {baseline} | final pass@{k} |", "|---|---|---|---|"]
     for label in sorted(cost, key=tokens.get):

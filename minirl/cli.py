@@ -79,8 +79,9 @@ def _add_reproduce_parsers(sub) -> None:
     p = sub.add_parser("report", help="runs.csv, figures/ and report.md of a results folder")
     p.add_argument("results", help="a folder written by `python -m minirl reproduce`")
     p.add_argument("--copy-figures-to", help="also copy the figures here (e.g. docs/figures)")
-    s = sub.add_parser("ship", help="pack a finished grid's metrics into minirl/assets/results/ (run in a checkout, "
-                                    "after `reproduce`; notebooks 03, 04 and 08 read them)")
+    text = ("pack a finished grid's metrics into minirl/assets/results/ (run in a checkout, after `reproduce`; "
+            "notebooks 03, 04 and 08 read them)")
+    s = sub.add_parser("ship", help=text, description=text[0].upper() + text[1:] + ".")
     s.add_argument("results", help="the results folder `python -m minirl reproduce GRID` wrote, every cell done")
     s.add_argument("grid", help="the grid file that made it (grids/*.yaml)")
 

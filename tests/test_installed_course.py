@@ -123,3 +123,31 @@ def test_the_fast_profile_tells_the_collapse(installed_course, stem):
 def test_the_comparisons_come_from_the_shipped_results(installed_course, stem):
     o = _outcomes(installed_course, stem)
     assert o["source"] == "shipped", o
+
+
+def test_the_fast_profile_tells_the_attention_story(installed_course):
+    """05's text: at a high learning rate attention entropy collapses; σReparam keeps it; the
+    entropy lower bound holds on every query."""
+    o = _outcomes(installed_course, "05_attention_entropy")
+    assert o["high_lr_entropy_lower"] and o["high_lr_attn_entropy"] < o["low_lr_attn_entropy"], o
+    assert o["sigma_reparam_keeps_entropy"] and o["sigma_reparam_attn_entropy"] > o["high_lr_attn_entropy"], o
+    assert o["bound_violations"] == 0 and o["bound_rows"] > 0, o
+
+
+def test_the_fast_profile_tells_the_test_time_story(installed_course):
+    """06's text: Tent collapses on the wild streams (most predictions in one class, accuracy below
+    the unadapted model's); SAR's reliable-sample filter and reset keep it from collapsing."""
+    o = _outcomes(installed_course, "06_test_time_adaptation")
+    assert o["tent_collapsed_label_shift"] and o["tent_accuracy_label_shift"] < o["source_accuracy_label_shift"], o
+    assert o["tent_top_class_fraction_label_shift"] > 0.5, o
+    assert not o["sar_collapsed_label_shift"], o
+
+
+def test_the_fast_profile_tells_the_search_story(installed_course):
+    """07's text: plain particle filtering loses its ancestors early (impoverishment); the entropic
+    one keeps more of them; perplexity detects the prompts GRPO trained on better than before RL."""
+    o = _outcomes(installed_course, "07_search_and_detection")
+    n = o["impoverishment_n"]
+    assert o["epf_final_ancestors"] > o["pf_final_ancestors"], o
+    assert o["pf_final_ancestors"] < n, o
+    assert o["auc_after_perplexity"] > o["auc_before_perplexity"], o

@@ -26,15 +26,16 @@ def interactive_figure(draw, **controls) -> None:
     if widgets is None:
         display(Image(data=first))
         return
+    # The image is put into the Output widget's state directly, not displayed inside `with out:`:
+    # that form routes display messages through the widget's msg_id, and papermill's client (no
+    # frontend) was seen to wait forever for a cell that used it while another notebook ran.
     out = widgets.Output()
-    with out:
-        display(Image(data=first))
+    out.append_display_data(Image(data=first))
 
     def redraw(change):
         png = _png(draw(**{name: c.value for name, c in controls.items()}))
-        with out:
-            out.clear_output(wait=True)
-            display(Image(data=png))
+        out.outputs = ()
+        out.append_display_data(Image(data=png))
 
     for control in controls.values():
         control.observe(redraw, names="value")

@@ -6,7 +6,7 @@ folder the notebook runs in (or wherever `MINIRL_FIGURES` points), its runs to `
     fig = training_curves(rows)
     save_figure(fig, "grpo_curves")          # figures/grpo_curves.png, written atomically
 
-`python -m minirl docs` runs every notebook in a temporary folder and copies what they saved
+`python notebooks/build_docs.py` runs every notebook in a temporary folder and copies what they saved
 into the checkout's `docs/figures/`, the only way the README's figures change.
 """
 from __future__ import annotations

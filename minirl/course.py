@@ -29,12 +29,13 @@ def save_figure(fig, name: str, dpi: int = 110) -> Path:
     if not NAME.match(name):
         raise ValueError(f"figure name {name!r} must be a plain file name (letters, digits, _ . -), "
                          "without a folder or an extension")
+    from .run_folder import atomic_file
+
     folder = figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
-    partial = folder / f".{name}.png.partial"
-    fig.savefig(partial, dpi=dpi, format="png")
-    os.replace(partial, path)
+    with atomic_file(path) as f:
+        fig.savefig(f, dpi=dpi, format="png")
     return path
 
 
@@ -59,10 +60,9 @@ def record_outcomes(notebook: str, **values) -> Path:
     path = folder / f"{notebook}.json"
     recorded = json.loads(path.read_text()) if path.exists() else {}
     recorded.update(values)
-    partial = folder / f".{notebook}.json.partial"
-    partial.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
-    os.replace(partial, path)
-    return path
+    from .run_folder import write_atomic
+
+    return write_atomic(path, json.dumps(recorded, indent=1, sort_keys=True) + "\n")
 
 
 def read_outcomes(notebook: str, folder: str | Path | None = None) -> dict:

@@ -18,6 +18,7 @@ aside, with a warning).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -34,38 +35,37 @@ def warn(message: str) -> None:
     print(f"minirl: warning: {message}", file=sys.stderr)
 
 
-def write_atomic(path, data: str | bytes) -> Path:
-    """Replace the file at `path` by `data` in one step (temporary file, fsync, os.replace)."""
+@contextlib.contextmanager
+def atomic_file(path):
+    """A binary file object whose content replaces the file at `path` in one step when the block
+    ends (temporary file in the same folder, fsync, os.replace); on an error nothing is replaced."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_atomic(path, data: str | bytes) -> Path:
+    """Replace the file at `path` by `data` in one step."""
+    with atomic_file(path) as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    return Path(path)
 
 
 def save_atomic(state: dict, path) -> Path:
     """torch.save of `state` to `path`, replacing the old file in one step."""
     import torch
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_file(path) as f:
+        torch.save(state, f)
+    return Path(path)
 
 
 def load_plain(path, map_location="cpu"):

@@ -18,11 +18,11 @@ from __future__ import annotations
 import functools
 import gzip
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .results import CELL, DONE, ERROR, MANIFEST, open_results, record_cells
+from .run_folder import atomic_file, write_atomic
 from .trainer import METRICS_SCHEMA, read_metrics
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "results"
@@ -124,10 +124,9 @@ def pack(results_folder, grid_file, out=None) -> Path:
             "grid_file": grid_file.name, "grid": spec, "cells": shipped}
     folder = Path(out) if out is not None else ASSETS
     folder.mkdir(parents=True, exist_ok=True)
-    path, partial = folder / f"{grid_file.stem}.json.gz", folder / f".{grid_file.stem}.json.gz.partial"
-    with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as f:
+    path = folder / f"{grid_file.stem}.json.gz"
+    with atomic_file(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as f:
         f.write(json.dumps(data, separators=(",", ":")).encode())
-    os.replace(partial, path)
     return path
 
 
@@ -145,10 +144,10 @@ def unpack(name, folder) -> Path:
                                    "unpack into a new folder")
             continue
         where.mkdir(parents=True, exist_ok=True)
-        _write(where / CELL, json.dumps(cell_json, indent=2) + "\n")
-        _write(where / "config.json", json.dumps(cell["config"], indent=2) + "\n")
-        _write(where / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in cell["rows"]))
-        _write(where / DONE, json.dumps({"seconds": cell["seconds"], "shipped": shipped.name}) + "\n")
+        write_atomic(where / CELL, json.dumps(cell_json, indent=2) + "\n")
+        write_atomic(where / "config.json", json.dumps(cell["config"], indent=2) + "\n")
+        write_atomic(where / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in cell["rows"]))
+        write_atomic(where / DONE, json.dumps({"seconds": cell["seconds"], "shipped": shipped.name}) + "\n")
     record_cells(root, [cell["id"] for cell in shipped.cells])
     return root
 
@@ -200,8 +199,3 @@ def config_of(cell) -> dict:
 def _identity(cell: dict) -> dict:
     return json.loads(json.dumps({key: cell[key] for key in IDENTITY}))
 
-
-def _write(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)

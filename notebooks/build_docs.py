@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from minirl.course import FIGURES_VARIABLE, OUTCOMES_VARIABLE, source_hash  # noqa: E402
+from minirl.run_folder import write_atomic  # noqa: E402
 
 # The profile each executed copy is made in: `cpu` where the notebook trains in minutes, the
 # shipped results where it compares many runs (03, 04 and 08 read them in every profile but gpu).
@@ -70,16 +70,10 @@ def build(name: str, profile: str) -> tuple[Path, list[Path], float]:
                                           "profile": profile, "seconds": round(seconds),
                                           "made_by": "python notebooks/build_docs.py"}
         DOCS.mkdir(parents=True, exist_ok=True)
-        target = DOCS / source.name
-        partial = DOCS / f".{source.name}.partial"
-        partial.write_text(json.dumps(executed, indent=1, ensure_ascii=False) + "\n")
-        os.replace(partial, target)
-        copied = []
+        target = write_atomic(DOCS / source.name, json.dumps(executed, indent=1, ensure_ascii=False) + "\n")
         FIGURES.mkdir(parents=True, exist_ok=True)
-        for figure in sorted((scratch / "figures").glob("*.png")):
-            shutil.copyfile(figure, FIGURES / f".{figure.name}.partial")
-            os.replace(FIGURES / f".{figure.name}.partial", FIGURES / figure.name)
-            copied.append(FIGURES / figure.name)
+        copied = [write_atomic(FIGURES / figure.name, figure.read_bytes())
+                  for figure in sorted((scratch / "figures").glob("*.png"))]
     return target, copied, seconds
 
 

@@ -79,6 +79,12 @@ class TrainConfig:
     """Also measure `batch_entropy_change`: the entropy of the step's own sampled positions
     after the update minus before (one extra forward pass). It is the quantity that the
     covariance law predicts, free of the prompt-to-prompt noise of `entropy_delta`."""
+    law_diagnostics: bool = False
+    """Also check the entropy law on the network at every step (minirl/law_check.py): the
+    first-order prediction ⟨∇_θ H̄, Δθ⟩ of the update actually applied, the lemma with the
+    realised logit change, and the exact entropy change, on the step's own tokens (one extra
+    forward and backward pass before the update, two forward passes after it). Off, the run is
+    exactly as without it; on, only the `law_*` metrics are added."""
     method_settings: dict = field(default_factory=dict)
     """`name=value` settings of the method's own config (`--set` on the CLI)."""
 
@@ -149,7 +155,8 @@ NUMBER_RANGES = {"lr": (0, math.inf, True), "temperature": (0, math.inf, True), 
                  "weight_decay": (0, math.inf, False), "max_grad_norm": (0, math.inf, True),
                  "kl_coef": (0, math.inf, False), "lora_alpha": (0, math.inf, True)}
 """Real-number fields: (low, high, low excluded); every one must be finite."""
-FLAGS = ("load_in_4bit", "gradient_checkpointing", "scale_adv_by_std", "dynamic_sampling", "track_entropy_change")
+FLAGS = ("load_in_4bit", "gradient_checkpointing", "scale_adv_by_std", "dynamic_sampling", "track_entropy_change",
+         "law_diagnostics")
 
 
 def _refuse(name: str, value, allowed: str):

@@ -35,6 +35,7 @@ from .core import aggregate_loss, aggregation_count, group_advantages, kl_penalt
 from .diagnostics import covariance_summary, token_entropy
 from .evaluation import evaluate
 from .hf import adapter_state, is_lora, load_adapter_state, load_hf_policy, reference_policy
+from .law_check import LawCheck
 from .methods import BatchContext, LossExtras, SamplingContext, get_method
 from .models import load_policy
 from .rollout import Rollout, concat_rollouts, gather_log_prob, policy_forward, score
@@ -115,9 +116,12 @@ class Trainer:
         self._check_finite("advantage", adv_tok, f"method {self.method.name!r} made it from the rewards")
         ref_log_prob = self._ref_log_prob(rollout) if self.needs_ref else None
 
+        law = LawCheck(self.model, rollout, c.temperature, c.micro_batch_size) if c.law_diagnostics else None
         self.model.train()
         skip = not adv_tok.any() and not self._acts_without_advantages()
         update = self._update(rollout, adv_tok, ref_log_prob, step_optimizer=not skip)
+        if law is not None:                  # the entropy law checked on this update (law_check.py)
+            update.update(law.finish(self.model))
         if skip:
             update["skipped_update"] = 1
 

@@ -1,0 +1,111 @@
+"""The entropy law checked on the network, one training step at a time (`law_diagnostics=True`).
+
+Notebook 01 derives, for one softmax π = softmax(z) whose logits move by δz, the lemma of Cui et
+al., "The Entropy Mechanism of Reinforcement Learning for Reasoning Language Models"
+(arXiv 2505.22617):
+
+    ΔH ≈ −Cov_{v∼π}(log π(v), δz_v)                                          (the lemma)
+
+On a language model the logits of every state s (a prompt and a response prefix) are made by one
+shared network θ, so a step moves them all at once. Three numbers per step, each a mean over the
+same states (every response position of the step's batch, the tokens fixed, nothing sampled), in
+nats / token, and with H̄(θ) = mean over those states of the full-vocabulary entropy:
+
+    law_predicted_change = ⟨∇_θ H̄(θ), Δθ⟩          first order through the network, with Δθ =
+                                                    θ_after − θ_before the update the optimiser
+                                                    actually applied (plain SGD: Δθ = −η∇L, so
+                                                    this is −η⟨∇H̄, ∇L⟩; any optimiser)
+    law_lemma_change     = mean_s −Cov_{π(·|s)}(log π, δz(s))   the lemma with the realised logit
+                                                    change δz(s) = z_after(s) − z_before(s)
+    law_realised_change  = H̄(θ_after) − H̄(θ_before)             exact
+
+Both predictions are first order: they track the realised change while the step is small (a
+small learning rate, few updates per step). What they do not need is the *tabular* assumption
+of notebook 01 (each state's logits move by that state's own advantage), which fails on a shared
+network. Cost: one forward and backward pass before the update, two forward passes after it.
+"""
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+from .diagnostics import token_entropy
+from .rollout import Rollout, policy_forward
+
+LAW_KEYS = ("law_predicted_change", "law_lemma_change", "law_realised_change")
+
+
+def logit_change_prediction(logits: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
+    """The lemma at each state: −Cov_{v∼π}(log π_v, δz_v) for π = softmax(logits), logits and δz
+    (..., V); returns (...). Both centrings are under π."""
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    p = logp.exp()
+    dz = dz.double()
+    centred_logp = logp - (p * logp).sum(-1, keepdim=True)
+    centred_dz = dz - (p * dz).sum(-1, keepdim=True)
+    return -(p * centred_logp * centred_dz).sum(-1)
+
+
+class LawCheck:
+    """Made just before the update (it keeps θ_before and ∇_θ H̄ there); `finish(model)` just after
+    it returns the three `law_*` metrics. The training run itself is left exactly as it was: no
+    `.grad` is touched and no random number is drawn."""
+
+    def __init__(self, model, batch: Rollout, temperature: float, chunk_rows: int | None = None):
+        self.batch, self.temperature, self.chunk_rows = batch, temperature, chunk_rows
+        self.names = [name for name, p in model.named_parameters() if p.requires_grad]
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.before = {name: p.detach().clone() for name, p in zip(self.names, params)}
+        self.n = batch.response_mask.sum().clamp(min=1)
+        self.grad = [torch.zeros_like(p) for p in params]
+        with _eval_mode(model):
+            for rows in self._chunks():          # ∇_θ H̄ = Σ_chunks ∇_θ (Σ_{s in chunk} H(s)) / n
+                H = token_entropy(self._logits(model, rows)) * self.batch.response_mask[rows]      # (b, T)
+                grads = torch.autograd.grad(H.sum() / self.n, params, allow_unused=True)
+                for total, g in zip(self.grad, grads):
+                    if g is not None:
+                        total += g
+
+    @torch.no_grad()
+    def finish(self, model) -> dict[str, float]:
+        params = dict(model.named_parameters())
+        predicted = sum((g.double() * (params[name].detach() - self.before[name]).double()).sum()
+                        for name, g in zip(self.names, self.grad))
+        lemma, realised = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
+        before = lambda **inputs: functional_call(model, self.before, (), inputs)  # noqa: E731  θ_before
+        with _eval_mode(model):
+            for rows in self._chunks():
+                mask = self.batch.response_mask[rows].double()                                     # (b, T)
+                z_after, z_before = self._logits(model, rows), self._logits(before, rows)          # (b, T, V)
+                realised += ((_entropy(z_after) - _entropy(z_before)) * mask).sum()
+                lemma += (logit_change_prediction(z_before, z_after - z_before) * mask).sum()
+        n = self.n.double()
+        return {"law_predicted_change": float(predicted), "law_lemma_change": float(lemma / n),
+                "law_realised_change": float(realised / n)}
+
+    def _chunks(self):
+        n, step = len(self.batch), self.chunk_rows or max(len(self.batch), 1)
+        return [slice(i, i + step) for i in range(0, n, step)]
+
+    def _logits(self, model, rows: slice) -> torch.Tensor:
+        b = self.batch
+        return policy_forward(model, b.prompt_ids[rows], b.prompt_mask[rows], b.response_ids[rows], self.temperature)
+
+
+def _entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Full-vocabulary entropy (nats) in float64: a step's change is small against H itself."""
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+class _eval_mode:
+    """The model in eval mode (no dropout) inside the block, its own mode after it."""
+
+    def __init__(self, model):
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self):
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)

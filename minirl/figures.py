@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import SymLogNorm
+from matplotlib.colors import SymLogNorm, to_rgb
 
 from .plots import moving_average, series
 
@@ -237,14 +237,56 @@ def method_comparison_figure(runs: dict[str, dict[int, list[dict]]],
     return fig
 
 
+# offsets (points) tried in turn for a point's label: beside it first, then further out
+_LABEL_OFFSETS = [(r * dx, r * dy) for r in (7, 16, 28, 42) for dx, dy in
+                  ((1, 0.6), (1, -0.6), (-1, 0.6), (-1, -0.6), (0, 1.2), (0, -1.2), (1.4, 0), (-1.4, 0))]
+
+
+def _place_labels(ax, points: dict[str, tuple[float, float, object]], fontsize: float = 8, bold: str = "") -> None:
+    """Label each point (label: (x, y, colour)) at the first offset of `_LABEL_OFFSETS` where its text
+    lies inside the axes and overlaps no label placed before and no point; a thin line joins a label
+    set further out to its point. Crowded points are labelled first, so they get the near places."""
+    fig = ax.figure
+    fig.canvas.draw()                                          # fix the layout, so display coordinates hold
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()
+    where = {label: ax.transData.transform((x, y)) for label, (x, y, _) in points.items()}
+    taken = [np.array([*xy - 5, *xy + 5]) for xy in where.values()]   # (x0, y0, x1, y1) pixels: the points
+    frame = ax.get_window_extent(renderer)
+    crowd = {label: sum(np.hypot(*(where[label] - xy)) < 40 for xy in where.values()) for label in points}
+    for label in sorted(points, key=lambda name: -crowd[name]):
+        x, y, colour = points[label]
+        dark = np.array(to_rgb(colour)) * 0.75                 # text a shade darker than its marker
+        tries = _LABEL_OFFSETS + [_LABEL_OFFSETS[0]]           # nowhere free: back to the first place
+        for n, (dx, dy) in enumerate(tries, 1):
+            note = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                               color=dark, ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                               va="center", fontweight="bold" if label == bold else None,
+                               bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.7))
+            box = note.get_window_extent(renderer).extents + np.array([-1, -1, 1, 1])
+            inside = frame.x0 <= box[0] and box[2] <= frame.x1 and frame.y0 <= box[1] and box[3] <= frame.y1
+            if (inside and not any(_overlap(box, other) for other in taken)) or n == len(tries):
+                break
+            note.remove()
+        if np.hypot(dx, dy) > 12:
+            ax.annotate("", (x, y), xytext=(dx, dy), textcoords="offset points",
+                        arrowprops=dict(arrowstyle="-", color=colour, lw=0.6, alpha=0.7, shrinkA=0, shrinkB=4))
+        taken.append(box)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def entropy_vs_pass_at_k_figure(runs: dict[str, dict[int, list[dict]]], k: int | None = None,
                                 baseline: str = "grpo") -> plt.Figure:
     """Each method's entropy kept (mean of the last 5 batch entropies / mean of the first 5)
     against its final eval pass@k, means over seeds with min–max bars when there are several;
-    dashed lines mark `baseline`. Does keeping entropy buy pass@k?"""
+    dashed lines mark `baseline`. Each label sits where it overlaps no other label and no point
+    (`_place_labels`), so points that sit together keep readable labels. Does keeping entropy buy pass@k?"""
     from .compare import run_summary
 
-    fig, ax = plt.subplots(figsize=(8.5, 6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(9.5, 6.5), layout="constrained")
     points = {}
     for i, (label, by_seed) in enumerate(runs.items()):
         summaries = [run_summary(rows) for rows in by_seed.values()]
@@ -253,14 +295,13 @@ def entropy_vs_pass_at_k_figure(runs: dict[str, dict[int, list[dict]]], k: int |
         style = _method_style(i, label)
         x, y = xs.mean(), ys.mean()
         err = dict(xerr=[[x - xs.min()], [xs.max() - x]], yerr=[[y - ys.min()], [ys.max() - y]]) if len(xs) > 1 else {}
-        ax.errorbar(x, y, fmt="s" if label == baseline else "o", ms=9 if label == baseline else 7,
-                    color=style["color"], ecolor=style["color"], elinewidth=1, capsize=2, label=label,
+        ax.errorbar(x, y, fmt="s" if label == baseline else "o", ms=9 if label == baseline else 6,
+                    color=style["color"], ecolor=style["color"], elinewidth=1, capsize=2, alpha=0.9,
                     zorder=5 if label == baseline else 3, **err)
-        ax.annotate(label, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7, color=style["color"])
-        points[label] = (x, y)
+        points[label] = (x, y, style["color"])
     if baseline in points:
         ax.axvline(points[baseline][0], color="k", ls="--", lw=0.8)
-        ax.axhline(points[baseline][1], color="k", ls="--", lw=0.8, label=f"{baseline} (dashed lines)")
+        ax.axhline(points[baseline][1], color="k", ls="--", lw=0.8)
     pass_k = f"pass@{k}" if k is not None else "pass@k"
     n_seeds = max(len(by_seed) for by_seed in runs.values())
     bars = f"mean over {n_seeds} seeds, bars = min–max" if n_seeds > 1 else "one seed"
@@ -268,7 +309,8 @@ def entropy_vs_pass_at_k_figure(runs: dict[str, dict[int, list[dict]]], k: int |
            xlabel="entropy kept (last-5-step / first-5-step batch entropy, ratio)",
            ylabel=f"final eval {pass_k} (fraction of eval prompts)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncols=2, loc="best")
+    _place_labels(ax, {(f"{label} (dashed lines)" if label == baseline else label): point
+                       for label, point in points.items()}, bold=f"{baseline} (dashed lines)")
     return fig
 
 

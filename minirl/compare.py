@@ -4,6 +4,7 @@
     runs = run_variants(variants, seeds=[0, 1, 2], profile="smoke", steps=100, out="runs/cmp")
     print(comparison_table(runs))
     text, lists = verdicts(runs, k=8)     # which variants kept more entropy than grpo beyond the seed spread
+    kept = seed_means(runs, "entropy_kept")  # {variant: mean over seeds}; comparison_outcomes for record_outcomes
 
 A finished run is read back instead of trained again; a killed one is resumed. The course's runs of
 these variants ship with the package (`minirl.shipped`).
@@ -51,6 +52,35 @@ def run_summary(rows: list[dict]) -> dict[str, float]:
         "final_entropy": sum(tail) / len(tail), "tokens_per_step": statistics.mean(tokens) if tokens else None,
         "wall_s": rows[-1]["wall_s"], "step_s": statistics.median(step_s),
     }
+
+
+def seed_means(runs: dict[str, dict[int, list[dict]]], key: str) -> dict[str, float]:
+    """{variant: the mean over its seeds of `run_summary(rows)[key]`}, e.g. key="entropy_kept"."""
+    return {label: statistics.mean(run_summary(rows)[key] for rows in by_seed.values())
+            for label, by_seed in runs.items()}
+
+
+def step_mean(by_seed: dict[int, list[dict]], key: str, rows: slice = slice(1, None)) -> float:
+    """One metrics.jsonl field of one variant, averaged over `rows` of each seed's run (default: every
+    training step, row 0 being the evaluation before training; rows without the field skipped), then
+    over seeds."""
+    return statistics.mean(statistics.mean(r[key] for r in run[rows] if r.get(key) is not None)
+                           for run in by_seed.values())
+
+
+def comparison_outcomes(runs: dict[str, dict[int, list[dict]]], baseline: str = "grpo",
+                        keys=("entropy_kept", "final_pass_at_k")) -> dict:
+    """What a comparison notebook keeps with `minirl.course.record_outcomes`: the numbers of runs,
+    variants, seeds and steps, and for each key the mean over seeds of every variant ({key: {label:
+    mean}}) and of `baseline` ({f"{baseline}_{key}": mean})."""
+    out = {"n_runs": sum(len(by_seed) for by_seed in runs.values()), "n_methods": len(runs),
+           "seeds": max(len(by_seed) for by_seed in runs.values()),
+           "steps": max(rows[-1]["step"] for by_seed in runs.values() for rows in by_seed.values())}
+    for key in keys:
+        out[key] = seed_means(runs, key)
+        if baseline in runs:
+            out[f"{baseline}_{key}"] = out[key][baseline]
+    return out
 
 
 def comparison_table(runs: dict[str, dict[int, list[dict]]], baseline: str | None = "grpo",

@@ -15,6 +15,7 @@ import statistics
 from pathlib import Path
 
 from .config import make_config
+from .intervals import WORDS, Difference, bonferroni, difference
 from .plots import series
 from .trainer import read_metrics, train
 
@@ -130,50 +131,59 @@ def budget_table(runs: dict[str, dict[int, list[dict]]], k: int, baseline: str =
     return "\n".join(lines)
 
 
-VERDICTS = ("more", "within spread", "less", "undecided (1 seed)")
+VERDICTS = WORDS  # ("higher", "no clear difference", "lower", "undecided (1 seed)")
 
 
-def seed_verdict(values: list[float], base: list[float]) -> tuple[str, float, float]:
-    """(verdict, margin, noise): the mean difference `values` − `base` against the summed std over seeds;
-    'more' / 'less' beyond it, 'within spread' inside it, 'undecided (1 seed)' without a spread."""
-    margin = statistics.mean(values) - statistics.mean(base)
-    if len(values) < 2 or len(base) < 2:
-        return VERDICTS[3], margin, 0.0
-    noise = statistics.stdev(values) + statistics.stdev(base)
-    return (VERDICTS[0] if margin > noise else VERDICTS[2] if margin < -noise else VERDICTS[1]), margin, noise
+def seed_verdict(values: list[float], base: list[float]) -> Difference:
+    """`values` − `base` (one number a seed each) as `minirl.intervals.difference`: the mean difference,
+    its 95 % Welch interval (and bootstrap interval) and the probability of improvement; `.verdict` is 'higher' / 'lower'
+    when the interval excludes 0, 'no clear difference' when it does not."""
+    return difference(values, base)
 
 
 def verdicts(runs: dict[str, dict[int, list[dict]]], k: int, title: str = "", control: str | None = None,
              baseline: str = "grpo") -> tuple[str, dict[str, dict[str, list[str]]]]:
-    """Each variant's entropy kept and final pass@k against `baseline`'s (and pass@k against `control`'s),
-    by `seed_verdict`. Returns the printable text and the lists {"entropy_kept" | "final_pass_at_k":
-    {verdict: labels}}."""
+    """Each variant's entropy kept and final pass@k against `baseline`'s (and pass@k against `control`'s):
+    the difference of the means over seeds with its 95 % Welch interval and P(a seed beats a
+    baseline seed), by `seed_verdict`; and which verdicts survive the Bonferroni level for all the
+    comparisons printed. Returns the printable text and {"entropy_kept" | "final_pass_at_k": {verdict: labels}}."""
     def by_seed(label, key):
         return [run_summary(rows)[key] for rows in runs[label].values()]
 
-    base_H, base_k = by_seed(baseline, "entropy_kept"), by_seed(baseline, "final_pass_at_k")
-    spread = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in (base_H, base_k)]
-    lines = [f"{title + ': ' if title else ''}{baseline} entropy kept {statistics.mean(base_H):.2f} ± {spread[0]:.2f}, "
-             f"final pass@{k} {statistics.mean(base_k):.3f} ± {spread[1]:.3f} over {len(base_H)} seed(s)", "",
-             f"{'method':<28} {f'entropy kept vs {baseline}':<34} {f'final pass@{k} vs {baseline}':<34}"
+    others = [label for label in runs if label != baseline]
+    m = 2 * len(others) + (len(others) - 1 if control in others else 0)
+    strict = bonferroni(max(m, 1))
+    lines = [f"{title + ': ' if title else ''}difference to {baseline} (mean over seeds) [95 % Welch interval], "
+             f"P = probability that a seed beats a {baseline} seed", "",
+             f"{'method':<28} {'seeds':>5}  {'entropy kept':<44} {f'final pass@{k}':<44}"
              + (f" final pass@{k} vs {control}" if control else "")]
     groups: dict[str, dict[str, list[str]]] = {"entropy_kept": {}, "final_pass_at_k": {}}
-    for label in (label for label in runs if label != baseline):
-        H_word, H_margin, H_noise = seed_verdict(by_seed(label, "entropy_kept"), base_H)
-        k_word, k_margin, k_noise = seed_verdict(by_seed(label, "final_pass_at_k"), base_k)
-        groups["entropy_kept"].setdefault(H_word, []).append(label)
-        groups["final_pass_at_k"].setdefault(k_word, []).append(label)
-        line = f"{label:<28} {H_word:<18} {H_margin:+.2f} (±{H_noise:.2f})   {k_word:<18} {k_margin:+.3f} (±{k_noise:.3f})"
+    survivors = []
+    for label in others:
+        row = f"{label:<28} {len(runs[label]):>5}  "
+        for key, fmt in (("entropy_kept", ".2f"), ("final_pass_at_k", ".3f")):
+            d = seed_verdict(by_seed(label, key), by_seed(baseline, key))
+            groups[key].setdefault(d.verdict, []).append(label)
+            row += f"{d.verdict:<20} {d.text(fmt):<16} P {d.improvement:.2f}  "
+            if d.verdict in (WORDS[0], WORDS[2]) and _survives(by_seed(label, key), by_seed(baseline, key), strict):
+                survivors.append(f"{label} ({key.replace('_', ' ')} {d.verdict})")
         if control and label != control:
-            c_word, c_margin, c_noise = seed_verdict(by_seed(label, "final_pass_at_k"), by_seed(control, "final_pass_at_k"))
-            line += f"   {c_word:<18} {c_margin:+.3f} (±{c_noise:.3f})"
-        lines.append(line)
+            d = seed_verdict(by_seed(label, "final_pass_at_k"), by_seed(control, "final_pass_at_k"))
+            row += f"{d.verdict:<20} {d.text():<16} P {d.improvement:.2f}"
+        lines.append(row.rstrip())
     lines.append("")
     for key, name in (("entropy_kept", "entropy kept"), ("final_pass_at_k", f"final pass@{k}")):
-        lines += [f"{name}, {word}: {', '.join(groups[key][word])}" for word in VERDICTS if word in groups[key]]
-    more = groups["entropy_kept"].get("more", [])
-    lines.append(f"kept more entropy than {baseline} by more than the seed spread: {', '.join(more) or 'none'}")
+        for word in (w for w in VERDICTS if w in groups[key]):
+            than = f" than {baseline}" if word in (WORDS[0], WORDS[2]) else ""
+            lines.append(f"{name}, {word}{than}: {', '.join(groups[key][word])}")
+    lines.append(f"{m} comparisons at the 95 % level: about {0.05 * m:.1f} intervals exclude 0 by chance alone; "
+                 f"at the Bonferroni level ({100 * strict:.2f} %) these verdicts still hold: {', '.join(survivors) or 'none'}")
     return "\n".join(lines), groups
+
+
+def _survives(values: list[float], base: list[float], level: float) -> bool:
+    d = difference(values, base, level=level)
+    return d.verdict in (WORDS[0], WORDS[2])
 
 
 def _slug(label: str) -> str:

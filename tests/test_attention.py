@@ -317,12 +317,12 @@ def test_layer_states_name_collapse_and_overload_against_uniform_attention():
     assert mean_entropy({"attn_entropy": [0.5, 1.5]}) == 1.0
 
 
-def test_versus_compares_the_means_against_the_summed_seed_spread():
-    # means 2 and 1: margin +1; stdevs √2 and 0: spread 1.414 > 1, so within it
+def test_versus_reads_the_welch_interval_of_the_difference():
+    # [1, 3] against [1, 1]: difference 1, se = √(2/2) = 1 on 1 degree of freedom, t = 12.71: holds 0
     sentence, word = versus("loss", "a", [1.0, 3.0], "b", [1.0, 1.0])
-    assert word == "within the seed spread" and "+1.000" in sentence and "±1.414" in sentence
-    assert versus("loss", "a", [2.0, 2.2], "b", [1.0, 1.2])[1] == "higher"        # margin 1, spread 0.28
-    assert versus("loss", "a", [1.0, 1.2], "b", [2.0, 2.2])[1] == "lower"
+    assert word == "no clear difference" and "+1.000 [-11.706, +13.706]" in sentence
+    assert versus("loss", "a", [2.0, 2.2, 2.1], "b", [1.0, 1.2, 1.1])[1] == "higher"   # ±0.23 around 1
+    assert versus("loss", "a", [1.0, 1.2, 1.1], "b", [2.0, 2.2, 2.1])[1] == "lower"
     assert versus("loss", "a", [1.0], "b", [2.0])[1] == "undecided (1 seed)"
 
 

@@ -240,12 +240,14 @@ def test_collapse_needs_both_one_class_and_near_certainty():
     assert not collapsed(0.9, 0.2)             # confident, but not near-certain
 
 
-def test_against_counts_a_difference_only_beyond_the_larger_seed_std():
+def test_against_counts_a_difference_only_where_its_welch_interval_excludes_zero():
     stats = {("tent", "mixed"): (0.20, 0.05, 3), ("source", "mixed"): (0.50, 0.10, 3),
              ("sar", "mixed"): (0.45, 0.02, 3), ("one", "mixed"): (0.9, 0.0, 1)}
+    # tent − source: −0.30, se = √(0.05²/3 + 0.10²/3) = 0.0645, 2.94 degrees of freedom, t = 3.20: ±0.21
     assert against(stats, "tent", "source", "mixed") == ("worse", pytest.approx(-0.30))
     assert against(stats, "source", "tent", "mixed") == ("better", pytest.approx(0.30))
-    assert against(stats, "sar", "source", "mixed")[0] == "≈"                     # 0.05 ≤ max(0.02, 0.10)
+    # sar − source: −0.05, se = 0.0589, 2.15 degrees of freedom: ±0.24 holds 0
+    assert against(stats, "sar", "source", "mixed")[0] == "≈"
     assert against(stats, "one", "source", "mixed")[0] == "undecided (1 seed)"
 
 

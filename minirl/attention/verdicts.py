@@ -1,6 +1,7 @@
 """What notebook 05 concludes from its runs, computed from their held-out evaluations (`evaluate_lm`)
 rather than written into the text: which layers collapsed or are overloaded, and whether one setting
-kept more attention entropy, or reached a lower loss, than another beyond the seed spread.
+kept more attention entropy, or reached a lower loss, than another: a difference counts when its
+95 % Welch interval over seeds excludes 0 (`minirl.intervals.difference`).
 
     uniform = uniform_entropy(T)                      # entropy of uniform causal attention, nats
     plateau = unigram_entropy(train_data)             # the loss of a model that knows only the letter frequencies
@@ -23,7 +24,7 @@ import torch
 from ..compare import seed_verdict
 
 COLLAPSED, OVERLOADED = 0.1, 0.8
-RELATION = {"higher": "higher than", "lower": "lower than", "within the seed spread": "within the seed spread of",
+RELATION = {"higher": "higher than", "lower": "lower than", "no clear difference": "not clearly different from",
             "undecided (1 seed)": "not compared (1 seed) with"}
 """`versus`'s word as it reads in a sentence: f"its loss was {RELATION[word]} the plain model's"."""
 
@@ -61,12 +62,11 @@ def mean_entropy(evaluation: dict) -> float:
 def versus(quantity: str, label: str, values: list[float], base_label: str, base: list[float],
            digits: int = 3) -> tuple[str, str]:
     """A printable comparison of `values` (one per seed) with `base`, and its word: 'higher' / 'lower'
-    beyond the seed spread (the summed standard deviations, `compare.seed_verdict`), 'within the seed
-    spread', or 'undecided (1 seed)'."""
-    word, margin, noise = seed_verdict(values, base)
-    word = {"more": "higher", "less": "lower", "within spread": "within the seed spread"}.get(word, word)
+    when the 95 % Welch interval of the difference of the means excludes 0 (`compare.seed_verdict`),
+    'no clear difference' when it does not, 'undecided (1 seed)' with one seed."""
+    d = seed_verdict(values, base)
     per_seed = ", ".join(f"{v:.{digits}f}" for v in values)
     base_seeds = ", ".join(f"{v:.{digits}f}" for v in base)
-    spread = f" (seed spread ±{noise:.{digits}f})" if len(values) > 1 and len(base) > 1 else ""
+    interval = f" [{d.low:+.{digits}f}, {d.high:+.{digits}f}]" if min(d.n) > 1 else ""
     return (f"{quantity}: {label} [{per_seed}] against {base_label} [{base_seeds}], difference of the means "
-            f"{margin:+.{digits}f}{spread}: {word}"), word
+            f"{d.estimate:+.{digits}f}{interval}: {d.verdict}"), d.verdict

@@ -8,10 +8,12 @@ instead of written into its text.
 A run has **collapsed** when more than `COLLAPSE_TOP_CLASS` (half) of its predictions go to one class
 and its final prediction entropy is below `COLLAPSE_ENTROPY` (0.2 nats, under 9 % of ln 10): one
 class, predicted with near certainty. Both thresholds are ours; the notebook prints the two numbers
-beside every verdict. A difference between two methods counts (`against`) only where it exceeds the
-larger of their two standard deviations over seeds; with one seed nothing is decided.
+beside every verdict. A difference between two methods counts (`against`) only where its 95 % Welch
+interval over seeds excludes 0 (`minirl.intervals.welch_interval`); with one seed nothing is decided.
 """
 from __future__ import annotations
+
+from ..intervals import welch_interval
 
 COLLAPSE_TOP_CLASS, COLLAPSE_ENTROPY = 0.5, 0.2
 
@@ -23,14 +25,15 @@ def collapsed(top_class_fraction: float, final_entropy: float) -> bool:
 
 def against(stats: dict[tuple, tuple[float, float, int]], method: str, base: str, *key) -> tuple[str, float]:
     """(word, difference of the means) of cell (method, *key) against (base, *key) of a `mean_std` table:
-    'better' / 'worse' beyond the larger of the two seed standard deviations, '≈' within it,
+    'better' / 'worse' when the 95 % Welch interval of the difference excludes 0, '≈' when it does not,
     'undecided (1 seed)' when either cell has a single seed."""
     mean, sd, n = stats[(method, *key)]
     base_mean, base_sd, base_n = stats[(base, *key)]
     delta = mean - base_mean
     if min(n, base_n) < 2:
         return "undecided (1 seed)", delta
-    return ("≈" if abs(delta) <= max(sd, base_sd) else "better" if delta > 0 else "worse"), delta
+    low, high = welch_interval(mean, sd, n, base_mean, base_sd, base_n)
+    return ("better" if low > 0 else "worse" if high < 0 else "≈"), delta
 
 
 def describe(summary: dict, source: dict | None = None) -> str:

@@ -109,3 +109,39 @@ class _eval_mode:
 
     def __exit__(self, *exc):
         self.model.train(self.was_training)
+
+
+# ------------------------------------------------------------------ which tokens drain the entropy
+WEIGHTINGS = ("natural", "vanilla")
+
+
+def token_drain(logp: torch.Tensor, entropy: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
+                weighting: str = "natural") -> torch.Tensor:
+    """Each sampled token's part in the entropy drain at its own state, in units of η (positive:
+    it lowers the entropy), (B, T), 0 on padding. With y_t drawn from π(·|s_t), advantage A_t,
+    log π_t = log π(y_t|s_t) and H_t = H(π(·|s_t)), by the lemma:
+
+        natural  the logits move by η A (tabular); −η Cov_π(log π, A) = −η E_{y∼π}[A_y (log π_y + H)]
+                 when E_π A = 0, so token t contributes      A_t (log π_t + H_t)
+        vanilla  token t's gradient moves the logits by η A_t (e_y − π) (in expectation η π⊙A), and
+                 −Cov_π(log π, e_y − π) = −π_t (log π_t + H_t), so it contributes  A_t π_t (log π_t + H_t)
+
+    The natural form is the per-token covariance Cov_t of Clip-Cov and KL-Cov with the state's −H_t
+    in place of the batch mean of log π; the vanilla form weighs each token by its probability π_t,
+    so rare tokens drain little (notebook 01 derives both).
+    """
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {weighting!r}; choose one of: {', '.join(WEIGHTINGS)}")
+    drain = adv * (logp + entropy)
+    if weighting == "vanilla":
+        drain = drain * logp.exp()
+    return torch.where(mask.bool(), drain, torch.zeros_like(drain))
+
+
+def top_share(score: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, fraction: float) -> float:
+    """The share of Σ values (over valid tokens) carried by the top `fraction` of the valid tokens
+    ranked by `score` (at least one token): e.g. how much of the drain the top 0.2 % by Cov_t carry."""
+    valid = mask.bool()
+    score, values = score[valid].double(), values[valid].double()
+    k = max(1, int(fraction * score.numel()))
+    return float(values[score.topk(k).indices].sum() / values.sum())

@@ -173,7 +173,7 @@ def check(name, grid_file) -> None:
         changed = [k for k in IDENTITY if json.dumps(now[k], sort_keys=True) != json.dumps(cell[k], sort_keys=True)]
         config_now = config_of(c)
         changed += [f"config {k}" for k in sorted(set(config_now) | set(cell["config"]))
-                    if config_now.get(k, "<missing>") != cell["config"].get(k, "<missing>")]
+                    if config_now.get(k, "<missing>") != cell["config"].get(k, _added_later(k))]
         steps = [row["step"] for row in cell["rows"]]
         if steps != list(range(cell["config"]["steps"] + 1)):
             changed.append(f"steps logged {steps[:1]}..{steps[-1:]} (expected 0..{cell['config']['steps']})")
@@ -194,6 +194,17 @@ def config_of(cell) -> dict:
     config = make_config(cell.profile, method=cell.method, seed=cell.seed, method_settings=dict(cell.method_settings),
                          **{**cell.train_settings, **mapped})
     return json.loads(json.dumps({"schema": METRICS_SCHEMA, **config.to_dict()}))
+
+
+def _added_later(key: str):
+    """What a run made before TrainConfig had the field `key` ran with: the field's default (a field is
+    added with a default that keeps earlier runs' behaviour, e.g. a diagnostic that is off)."""
+    from dataclasses import MISSING, fields
+
+    from .config import TrainConfig
+
+    default = {f.name: f.default for f in fields(TrainConfig)}.get(key, MISSING)
+    return "<missing>" if default is MISSING else json.loads(json.dumps(default))
 
 
 def _identity(cell: dict) -> dict:

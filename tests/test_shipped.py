@@ -121,8 +121,9 @@ def test_an_unknown_name_lists_the_shipped_ones():
 
 @pytest.mark.parametrize("notebook, calls", [
     ("03_loss_interventions", ['shipped.load("cpu_all_methods")']),
-    ("04_rollout_reward_interventions", ["shipped.load(name)", '"cpu_all_methods"', '"cpu_steps_methods"',
-                                         '"cpu_tool_methods"']),
+    ("04_branching_rollouts", ['shipped.load("cpu_all_methods")']),
+    ("04_rewards_and_advantages", ['shipped.load("cpu_all_methods")']),
+    ("04_steps_and_tools", ['shipped.load("cpu_steps_methods")', 'shipped.load("cpu_tool_methods")']),
     ("08_results_dashboard", ['shipped.unpack("cpu_all_methods"'])])
 def test_the_comparison_notebooks_read_the_shipped_results_by_default(notebook, calls):
     cells = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())["cells"]
@@ -147,3 +148,14 @@ def test_the_ship_command_packs_into_the_package_assets_and_refuses_in_one_line(
     assert main(["ship", str(root), str(grid_file)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("minirl: error: ") and "lacks 1 of the grid's 4 cells" in err and err.count("\n") == 1
+
+
+def test_a_field_added_after_the_runs_counts_at_its_default_only():
+    from dataclasses import MISSING, fields
+
+    from minirl.config import TrainConfig
+    from minirl.shipped import _added_later
+
+    field = next(f for f in fields(TrainConfig) if f.default is not MISSING)
+    assert _added_later(field.name) == field.default          # a run without the field ran at its default
+    assert _added_later("no_such_field") == "<missing>"       # anything else is a difference

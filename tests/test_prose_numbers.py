@@ -10,8 +10,8 @@ What is not a claim is not scanned: code spans and fenced code (names and exampl
 cell's **Time** paragraph and the machine they were measured on (wall times of the notebook itself, refreshed
 with notebooks/README.md's table; the sizes beside them, such as "the 51 runs", are scanned), arXiv ids,
 years, notebook numbers (01, 02, ...), and the numbers of sections, steps, exercises, parts, cells and
-equations, headings and list items. A number joined to a word is part
-of a name (pass@8, Qwen2.5-0.5B, top-20, k3, 4-bit, GSM8K) and is not scanned either.
+equations, headings and list items. A number joined to a word is part of a name (pass@8, Qwen2.5-0.5B,
+top-20, k3, 4-bit, GSM8K) and is not scanned either.
 
 A prose number matches an output number of the same value (0.54 and 0.540); a percentage also matches
 the fraction a cell printed (54 % and 0.54). Nothing is rounded: a rounded outcome in prose is still an

@@ -213,3 +213,29 @@ def test_entropy_law_r_squared():
     assert entropy_law_r_squared(H, R, 0.2, 0.8) == pytest.approx(1.0)
     # predicting the mean everywhere scores 0: choose a = 0 and b = mean R
     assert entropy_law_r_squared(H, R, 0.0, R.mean()) == pytest.approx(0.0)
+
+
+def test_sign_map_figure_draws_the_exact_border_where_the_entropy_does_not_move():
+    import matplotlib.pyplot as plt
+
+    from minirl.theory_figures import sign_map_figure
+    probs, advs, eta = np.logspace(-2, -0.1, 7), np.linspace(-1, 1, 5), 0.5
+    fig = sign_map_figure(probs, advs, theory.sign_map(probs, advs, 10, eta), 10, eta)
+    gold = [line for line in fig.axes[0].lines if line.get_color() == "gold"]
+    assert len(gold) == 2                                              # one curve each side of A = 0
+    for line in gold:
+        for p0, a in zip(line.get_xdata(), line.get_ydata()):
+            before, after = _one_arm_entropies(p0, a, eta)
+            assert after == pytest.approx(before, abs=1e-9)
+    plt.close(fig)
+
+
+def test_relative_error_figure_marks_the_bandits_past_the_tolerance():
+    import matplotlib.pyplot as plt
+
+    from minirl.theory_figures import relative_error_figure
+    e = theory.random_bandit_errors(300, 0.01, "natural")
+    fig = relative_error_figure({"natural PG": e}, 0.01)
+    crosses = next(line for line in fig.axes[1].lines if line.get_marker() == "x")
+    assert len(crosses.get_xdata()) == int((e["rel_error"] > 0.02).sum()) > 0
+    plt.close(fig)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -27,13 +28,16 @@ from minirl.course import FIGURES_VARIABLE, OUTCOMES_VARIABLE, source_hash  # no
 from minirl.run_folder import write_atomic  # noqa: E402
 
 # The profile each executed copy is made in: `cpu` where the notebook trains in minutes, the
-# shipped results where it compares many runs (03, 04 and 08 read them in every profile but gpu).
+# shipped results where it compares many runs (03, the three 04 notebooks and 08 read them in every profile
+# but gpu; 04_steps_and_tools in every profile).
 DOCS_PROFILES = {
     "00_quickstart": "cpu",
     "01_entropy_covariance_theory": "cpu",
     "02_entropy_collapse": "cpu",
     "03_loss_interventions": "cpu",
-    "04_rollout_reward_interventions": "cpu",
+    "04_branching_rollouts": "cpu",
+    "04_rewards_and_advantages": "cpu",
+    "04_steps_and_tools": "cpu",
     "05_attention_entropy": "cpu",
     "06_test_time_adaptation": "cpu",
     "07_search_and_detection": "cpu",
@@ -41,6 +45,27 @@ DOCS_PROFILES = {
 }
 DOCS = ROOT / "docs" / "notebooks"
 FIGURES = ROOT / "docs" / "figures"
+
+
+LINK = re.compile(r"(\]\(|src=\"|href=\")([^)\"\s]+)")
+
+
+def relink(markdown: str) -> str:
+    """Rewrite the relative links of a source notebook's markdown (relative to notebooks/) so that they
+    work from docs/notebooks/: another course notebook points at its executed copy beside it, anything
+    else at the same file in the checkout."""
+    def fix(match):
+        link = match.group(2)
+        if "://" in link or link.startswith(("#", "mailto:")):
+            return match.group(0)
+        path, _, anchor = link.partition("#")
+        target = (ROOT / "notebooks" / path).resolve()
+        if target.parent == ROOT / "notebooks" and target.stem in DOCS_PROFILES:
+            new = target.name
+        else:
+            new = os.path.relpath(target, DOCS)
+        return match.group(1) + new + (f"#{anchor}" if anchor else "")
+    return LINK.sub(fix, markdown)
 
 
 def build(name: str, profile: str) -> tuple[Path, list[Path], float]:
@@ -66,6 +91,9 @@ def build(name: str, profile: str) -> tuple[Path, list[Path], float]:
             cell.get("metadata", {}).pop("papermill", None)
             cell.get("metadata", {}).pop("execution", None)
         executed["metadata"].pop("papermill", None)
+        for cell in executed["cells"]:                       # links written for notebooks/, read from docs/notebooks/
+            if cell["cell_type"] == "markdown":
+                cell["source"] = relink("".join(cell["source"]))
         executed["metadata"]["minirl"] = {"source_sha256": source_hash(json.loads(source.read_text())["cells"]),
                                           "profile": profile, "seconds": round(seconds),
                                           "made_by": "python notebooks/build_docs.py"}

@@ -46,23 +46,25 @@ def law_figure(rows: list[dict]) -> tuple[plt.Figure, dict[str, float]]:
 
 
 def drain_share_figure(cov: torch.Tensor, drains: dict[str, torch.Tensor], mask: torch.Tensor,
-                       top_fraction: float = 0.002) -> plt.Figure:
+                       top_fraction: float = 0.002, shown: float = 0.1) -> plt.Figure:
     """Tokens ranked by the per-token covariance Cov_t, largest first: the running share of Σ Cov_t
-    and of each weighting's entropy drain (minirl.law_check.token_drain) that the top tokens carry."""
+    and of each weighting's entropy drain (minirl.law_check.token_drain) that the top tokens carry,
+    drawn for the top `shown` fraction of the tokens (beyond it the terms mostly cancel)."""
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     valid = mask.bool()
     order = cov[valid].double().argsort(descending=True)
-    fraction = np.arange(1, order.numel() + 1) / order.numel() * 100
+    n = max(1, int(shown * order.numel()))
+    fraction = np.arange(1, n + 1) / order.numel() * 100
     curves = {"Σ Cov_t (what Clip-Cov and KL-Cov rank by)": cov, **{f"entropy drain, {name} weighting": drain
                                                                     for name, drain in drains.items()}}
     for (label, values), style in zip(curves.items(), ("k-", "C0-", "C1-")):
         v = values[valid].double()[order].numpy()
-        ax.plot(fraction, np.cumsum(v) / v.sum(), style, label=label)
+        ax.plot(fraction, (np.cumsum(v) / v.sum())[:n], style, label=label)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.axvline(top_fraction * 100, color="tab:red", ls="--", label=f"top {top_fraction:.1%} by Cov_t")
     ax.set_xscale("log")
     ax.set(title="Which tokens carry the entropy drain, under each weighting",
-           xlabel="tokens taken, largest Cov_t first (% of batch, log)", ylabel="share of the batch total")
+           xlabel=f"tokens taken, largest Cov_t first (% of batch, log; the top {shown:.0%} shown)", ylabel="share of the batch total")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig

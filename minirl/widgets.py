@@ -224,7 +224,8 @@ def entropy_heatmap_view(root, n_prompts: int = 4, n_forks: int = 2) -> None:
 
 
 def token_entropy_figure(folder: str, step: int, n_prompts: int = 4, n_forks: int = 2) -> plt.Figure:
-    """`branch_fork_figure` (notebook 04) of the run's completions at `step`, without branches."""
+    """`branch_fork_figure` (notebook 04_branching_rollouts) of the run's completions at `step`, without
+    branches."""
     from .figures import branch_fork_figure
 
     s = sampled_completions(folder, step, n_prompts, n_forks)

@@ -5,7 +5,7 @@ is checked against what its text says: entropy falls by at least half, pass@1 ri
 falls; the comparisons are read from the shipped results; nothing was written into the
 installed package.
 
-One fixture does the slow part once (~1-2 min to install, then the nine notebooks two at a time,
+One fixture does the slow part once (~1-2 min to install, then the eleven notebooks two at a time,
 each kernel on one thread); the tests below read what it left.
 """
 import json
@@ -119,10 +119,32 @@ def test_the_fast_profile_tells_the_collapse(installed_course, stem):
     assert o["pass_at_k_last"] < o["pass_at_k_first"], o
 
 
-@pytest.mark.parametrize("stem", ["03_loss_interventions", "04_rollout_reward_interventions", "08_results_dashboard"])
+@pytest.mark.parametrize("stem", ["03_loss_interventions", "04_branching_rollouts", "04_rewards_and_advantages",
+                                  "04_steps_and_tools", "08_results_dashboard"])
 def test_the_comparisons_come_from_the_shipped_results(installed_course, stem):
     o = _outcomes(installed_course, stem)
     assert o["source"] == "shipped", o
+
+
+def test_the_fast_profile_tells_the_budget_story_of_04(installed_course):
+    """What 04's text says about budgets: `grpo G=16` samples twice GRPO's tokens, the branching methods
+    (CURE, ETTRL) and the voters (TTRL, EVOL-RL) more than GRPO, the advantage-only methods what GRPO
+    samples; the label-free methods record how often their vote was right; each task of 04_steps_and_tools
+    has its own grpo and three seeds."""
+    rollouts, rewards = _outcomes(installed_course, "04_branching_rollouts"), _outcomes(installed_course,
+                                                                                        "04_rewards_and_advantages")
+    for o in (rollouts, rewards):
+        assert o["tokens_vs_grpo"]["grpo G=16"] == pytest.approx(2.0, rel=0.02), o
+    assert min(rollouts["tokens_vs_grpo"][m] for m in ("cure", "ettrl")) > 1.5, rollouts
+    assert min(rewards["tokens_vs_grpo"][m] for m in ("ttrl", "evol_rl")) > 1.5, rewards
+    for m in ("riskpo", "entropy_adv alpha 2 kappa 1", "spear T_r 30"):
+        assert rewards["tokens_vs_grpo"][m] == pytest.approx(1.0, rel=0.05), rewards
+    assert set(rewards["label_accuracy_last_20"]) == {"ttrl", "evol_rl"}, rewards
+    assert all(0 <= v <= 1 for v in rewards["label_accuracy_last_20"].values()), rewards
+    steps = _outcomes(installed_course, "04_steps_and_tools")
+    for task, n in (("countdown_steps", 3), ("countdown_tool", 6)):
+        o = steps[task]
+        assert o["n_methods"] == n and o["seeds"] == 3 and "grpo" in o["entropy_kept"], steps
 
 
 def test_the_fast_profile_tells_the_attention_story(installed_course):

@@ -22,7 +22,8 @@ INSTALL = 'f"minirl[gpu] @ git+https://github.com/{REPO}"'
 # the notebooks that RL-train a policy and have a gpu branch for real Qwen models (05 and 06 train toy
 # models of their own on the CPU in every profile; 08 reads results)
 TRAINING_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem in ("00_quickstart", "02_entropy_collapse", "03_loss_interventions",
-                                                         "04_rollout_reward_interventions", "07_search_and_detection")]
+                                                         "04_branching_rollouts", "04_rewards_and_advantages",
+                                                         "07_search_and_detection")]
 
 
 def _cells(path):
@@ -122,10 +123,12 @@ GPU_BRANCH_OUTPUT = {  # what each notebook prints only on its branch for real m
     "00_quickstart": "FIRST SAMPLE",
     "02_entropy_collapse": "forks (H ≥ 1 nat) marked",
     "03_loss_interventions": "clip_cov 0.2%        method=clip_cov",
-    "04_rollout_reward_interventions": "method=cure         settings={'critical_min_chars': '2'}",
+    "04_branching_rollouts": "method=cure         settings={'critical_min_chars': '2'}",
+    "04_rewards_and_advantages": "method=entropy_adv  settings=official defaults",
     "07_search_and_detection": "hf backend: the second pass uses mode=",
 }
-MULTI_RUN_NOTEBOOKS = {"03_loss_interventions": 4, "04_rollout_reward_interventions": 4}  # runs of their gpu profile
+MULTI_RUN_NOTEBOOKS = {"03_loss_interventions": 4, "04_branching_rollouts": 2,  # runs of their gpu profile
+                       "04_rewards_and_advantages": 3}
 
 
 @pytest.mark.parametrize("path", TRAINING_NOTEBOOKS, ids=lambda p: p.stem)

@@ -41,8 +41,8 @@ Settings (`--set name=value`; official value and key):
     The text embedded: the code embeds what follows `</think>`, the whole response when there is
     none; our tasks have no think tag, so the whole completion.
 
-What to watch at the tiny scale (notebook 04 compares it with TTRL and GRPO over seeds): on
-countdown the novelty can be spent on reorderings of one expression ("4+5+4", "5+4+4") while the
+What to watch at the tiny scale (notebook 04_rewards_and_advantages compares it with TTRL and GRPO
+over seeds): on countdown the novelty can be spent on reorderings of one expression ("4+5+4", "5+4+4") while the
 majority value still drifts, so `entropy` can stay up while the true accuracy falls. On arithmetic
 the answer is the whole completion: the majority class is one text, novelty has nothing to rank,
 and EVOL-RL's reward reduces to TTRL's. minilm runs a transformer over every response, so it costs far more

@@ -72,7 +72,8 @@ replayed soon after they were sampled: `trajectory_tolerate_steps` rarely binds 
 shows it). T_r = 300 leaves c < 0.1 for 61 steps and c(120) = 0.35: use max_replay_loss_steps ≈
 steps/4 (30 for 120 steps). Self-imitation exploits, so the replay pulls the entropy down; the
 README's Clip-Cov values (clip_cov_ratio=0.02, clip_cov_ub=40) are the brake. Both are the settings
-of `compare.BATCH_LEVEL_VARIANTS`, which notebook 04 compares with grpo over seeds.
+of `compare.BATCH_LEVEL_VARIANTS`, which notebook 04_rewards_and_advantages compares with grpo
+over seeds.
 
 Metrics (`spear/...`): `buffer_rows` (rows held after storing), `buffer_ready` (n_ready, the
 official `trajectory_replay_buffersize`), `baseline` (P50 of the group means held), `replay_rows`,

@@ -28,8 +28,8 @@ Settings (`--set name=value`; official keys in brackets):
     Not reproduced: lr 5e-7 with cosine warm-up (we keep the profile's lr); ETTRL's tree rollout
     and entropy advantage reshaping are in `ettrl.py`, not in this file.
 
-What to watch at the tiny scale (notebook 04 compares it with GRPO over seeds): TTRL rewards
-agreement, not truth, so `majority_ratio` can rise and the entropy fall fast while the majority
+What to watch at the tiny scale (notebook 04_rewards_and_advantages compares it with GRPO over
+seeds): TTRL rewards agreement, not truth, so `majority_ratio` can rise and the entropy fall fast while the majority
 answer drifts to a consistent wrong one (on countdown, say, the sum of the numbers); the true
 accuracy then falls, which `label_accuracy` and the run's own `accuracy` show. This is the failure
 EVOL-RL and ETTRL start from.

@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import SymLogNorm, to_rgb
 
-from .plots import moving_average, series
+from .comparison_figures import METRIC_AXES, _mean_over_seeds, method_comparison_figure  # noqa: F401
+from .plots import line_styles, moving_average, series
 
 RUN_COLOURS = {"pass_at_1": "tab:blue", "pass_at_k": "tab:red"}
 
@@ -178,63 +179,11 @@ def covariance_share_figure(fraction: np.ndarray, share: np.ndarray, top_fractio
 
 
 # ------------------------------------------------------------------ method comparison (notebook 03)
-METRIC_AXES = {
-    "entropy": ("Policy entropy (training batch)", "entropy (nats / token)"),
-    "pass_at_1": ("Eval pass@1", "pass@1 (fraction of eval prompts)"),
-    "pass_at_k": ("Eval pass@k", "pass@k (fraction of eval prompts)"),
-    "reward": ("Training reward", "mean reward (fraction correct)"),
-}
-
-
+# The comparison of many methods (small multiples, one row per family) lives in comparison_figures.py;
+# method_comparison_figure is imported from there above.
 def _method_style(index: int, label: str) -> dict:
-    """grpo thick black; the others tab20 colours, cycling line styles so neighbours differ twice."""
-    if label == "grpo":
-        return dict(color="black", lw=2.8, ls="-", zorder=5)
-    return dict(color=plt.get_cmap("tab20")(index % 20), lw=1.4, ls=("-", "--", "-.", ":")[index % 4])
-
-
-def _mean_over_seeds(by_seed: dict[int, list[dict]], key: str, smooth: int):
-    """Steps measured in every seed, and the per-seed values there: (steps, (seeds, steps) array)."""
-    per_seed = []
-    for rows in by_seed.values():
-        x, y = series(rows, key)
-        per_seed.append(dict(zip(x, moving_average(y, smooth) if smooth > 1 else y)))
-    steps = sorted(set.intersection(*(set(d) for d in per_seed))) if per_seed else []
-    return np.array(steps), np.array([[d[s] for s in steps] for d in per_seed], dtype=float)
-
-
-def method_comparison_figure(runs: dict[str, dict[int, list[dict]]],
-                             metrics=("entropy", "pass_at_1", "pass_at_k"), k: int | None = None,
-                             smooth: int = 5) -> plt.Figure:
-    """One panel per metric, one line per method (`runs[label][seed]` = rows, as from
-    `minirl.compare.run_variants`): the mean over seeds, and a min–max band when there are
-    several. Training-batch metrics are smoothed over `smooth` steps; eval metrics are not."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.6), layout="constrained",
-                             squeeze=False)
-    n_seeds = max(len(by_seed) for by_seed in runs.values())
-    for ax, key in zip(axes[0], metrics):
-        title, ylabel = METRIC_AXES.get(key, (key, key))
-        is_eval = key.startswith("pass_at")
-        if key == "pass_at_k" and k is not None:
-            title, ylabel = title.replace("pass@k", f"pass@{k}"), ylabel.replace("pass@k", f"pass@{k}")
-        if not is_eval and smooth > 1:
-            title += f" ({smooth}-step mean)"
-        for i, (label, by_seed) in enumerate(runs.items()):
-            x, values = _mean_over_seeds(by_seed, key, 1 if is_eval else smooth)
-            if len(x) == 0:
-                continue
-            style = _method_style(i, label)
-            ax.plot(x, values.mean(axis=0), label=label, marker="o" if is_eval else None, ms=3, **style)
-            if len(values) > 1:
-                ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=style["color"],
-                                alpha=0.15 if label == "grpo" else 0.05, lw=0)          # 16 bands overlap
-        ax.set(title=title, xlabel="training step", ylabel=ylabel)
-        ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(8, len(labels)), fontsize=8)
-    band = f"mean over {n_seeds} seeds, band = min–max" if n_seeds > 1 else "one seed"
-    fig.suptitle(f"Every method on the same task, seeds and budget ({band})")
-    return fig
+    """The method's fixed colour (`minirl.plots.line_styles`): grpo black, every other method its own."""
+    return line_styles([label])[label]
 
 
 # offsets (points) tried in turn for a point's label: beside it first, then further out

@@ -4,10 +4,11 @@ runs, and the report of a results folder (`python -m minirl report RESULTS`).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
+from .comparison_figures import entropy_reward_figure, vote_fits  # noqa: F401  (notebook 08 imports it from here)
 from .plots import series
+from .run_folder import atomic_file, write_atomic
 
 
 def summarize(rows: list[dict]) -> dict[str, float]:
@@ -62,9 +63,8 @@ def write_report(root, copy_figures_to=None) -> Path:
     if copy_figures_to:
         Path(copy_figures_to).mkdir(parents=True, exist_ok=True)
         for png in (root / "figures").glob("*.png"):
-            shutil.copy(png, Path(copy_figures_to) / png.name)
-    (root / "report.md").write_text("\n".join(lines) + "\n")
-    return root / "report.md"
+            write_atomic(Path(copy_figures_to) / png.name, png.read_bytes())
+    return write_atomic(root / "report.md", "\n".join(lines) + "\n")
 
 
 def _comparison_section(root: Path, name: str, group: dict, runs) -> list[str]:
@@ -85,55 +85,41 @@ def _comparison_section(root: Path, name: str, group: dict, runs) -> list[str]:
     return ["", f"## {name}", "",
             f"{len(group)} variants × seeds {', '.join(map(str, seeds))}; {sizes}entropy in nats per token.", "",
             f"![entropy, pass@1 and pass@k over training]({curves.relative_to(root)})", "",
-            "Lines: the mean over seeds; bands: the min–max over seeds.", "",
+            "Lines: the mean over seeds; bands: the min–max over seeds. With many variants, one row of panels per "
+            "family of methods (what the method changes), each against grpo, the thick black line in every row.", "",
             comparison_table(group), "",
             "Final and best pass@1 and final pass@k: mean ± std over seeds. Entropy kept: mean batch entropy "
             "of the last 5 steps over the first 5. Tokens sampled a step: every token the run generated in a "
             "step (votes, branches and re-sampled groups included), its budget, and that against grpo's. No "
             "times: the cells of a grid run side by side, so their wall times do not compare.", "",
-            f"![entropy against reward, with R = −a·exp(H) + b fitted per variant]({scatter.relative_to(root)})", "",
-            "| variant | a | b | R at H = 0 (b − a) | R² | steps fitted |", "|---|---|---|---|---|---|",
-            *(f"| {label} | {a:.3f} | {b:.3f} | {b - a:.3f} | {r2:.2f} | {n} |" for label, (a, b, r2, n) in fits.items()),
-            "", "Each point is one training step of one seed (batch entropy, batch reward); each curve is the "
-            "law R = −a·exp(H) + b fitted by least squares to all steps of that variant (Cui et al. 2025)."]
+            f"![entropy against reward, one panel per variant, with R = −a·exp(H) + b fitted]({scatter.relative_to(root)})",
+            "", *_law_table(fits, vote_fits(group)), ""]
 
 
-def entropy_reward_figure(runs: dict[str, dict[int, list[dict]]]):
-    """Every training step of every run as a point (batch entropy, batch reward), coloured by
-    variant, and the law R = −a·exp(H) + b fitted to each variant's points. Returns the figure
-    and {label: (a, b, R², points)} for the variants with at least two points."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from .diagnostics import entropy_law_r_squared, fit_entropy_law
-    from .figures import _method_style
-
-    fig, ax = plt.subplots(figsize=(9, 6), layout="constrained")
-    fits = {}
-    for i, (label, by_seed) in enumerate(runs.items()):
-        pairs = [(r["entropy"], r["reward"]) for rows in by_seed.values() for r in rows
-                 if r.get("entropy") is not None and r.get("reward") is not None]
-        if not pairs:
-            continue
-        H, R = np.array(pairs).T
-        colour = _method_style(i, label)["color"]
-        ax.scatter(H, R, s=6, alpha=0.25, color=colour)
-        if len(H) >= 2 and np.ptp(H) > 0:
-            a, b, _ = fit_entropy_law(H, R)
-            fits[label] = (a, b, entropy_law_r_squared(H, R, a, b), len(H))
-            grid = np.linspace(H.min(), H.max(), 50)
-            ax.plot(grid, -a * np.exp(grid) + b, color=colour, lw=2.5 if label == "grpo" else 1.3,
-                    label=f"{label}: a={a:.2f}, b={b:.2f}")
-    ax.set(title="Entropy against reward, every step of every run, with R = −a·exp(H) + b per variant",
-           xlabel="batch entropy H (nats / token)", ylabel="batch reward R (fraction correct)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncols=2, loc="best")
-    return fig, fits
+def _law_table(fits: dict, votes: dict) -> list[str]:
+    """The entropy-reward law's fits as Markdown lines: a table, and what its points and a negative a mean."""
+    lines = ["| variant | a | b | R at H = 0 (b − a) | R² | steps fitted |", "|---|---|---|---|---|---|",
+             *(f"| {label} | {a:.3f} | {b:.3f} | {b - a:.3f} | {r2:.2f} | {n} |" for label, (a, b, r2, n) in fits.items()),
+             "", "Each point is one training step of one seed (batch entropy, batch reward); each panel's curve is the "
+             "law R = −a·exp(H) + b fitted by least squares to all steps of that variant (Cui et al. 2025, "
+             "arXiv 2505.22617), and the dashed black curve grpo's fit."]
+    if votes:
+        lines += ["", "The label-free variants log the true reward of their samples as the batch reward, but train on "
+                  "agreement with their own majority vote. Here the law is fitted to both: to the true reward, and to "
+                  "the share of samples agreeing with the vote (grey + in their panels), what they are trained on:", "",
+                  "| label-free variant | a (vote agreement) | R² | a (true reward) | R² |", "|---|---|---|---|---|",
+                  *(f"| {label} | {a:.3f} | {r2:.2f} | {fits[label][0]:.3f} | {fits[label][2]:.2f} |"
+                    for label, (a, b, r2, n) in votes.items() if label in fits),
+                  "", "Agreement rises as their entropy falls; where the vote is wrong for most prompts, the policy "
+                  "collapses onto wrong majority answers and the true reward falls with the entropy instead, which is "
+                  "what a negative a fitted to the true reward means."]
+    return lines
 
 
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=110)
+    with atomic_file(path) as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)
     return path

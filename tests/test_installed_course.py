@@ -119,6 +119,17 @@ def test_the_fast_profile_tells_the_collapse(installed_course, stem):
     assert o["pass_at_k_last"] < o["pass_at_k_first"], o
 
 
+def test_the_fast_profile_tells_the_law_on_the_network(installed_course):
+    """02's text: the first-order predictions of the law diagnostics track the realised entropy change
+    (in the early, small-step half at least), far better than the batch covariance; the top 0.2 % of
+    tokens by Cov_t carry much more of the natural drain than of the vanilla one."""
+    o = _outcomes(installed_course, "02_entropy_collapse")
+    assert o["law_prediction_r_halves"]["first"] >= 0.8 and o["law_lemma_r"] >= 0.7, o
+    assert o["law_prediction_r"] > abs(o["cov_entropy_change_r"]), o
+    top = o["top_shares"]["0.002"]
+    assert top["natural"] > 5 * max(top["vanilla"], 0.0), o
+
+
 @pytest.mark.parametrize("stem", ["03_loss_interventions", "04_branching_rollouts", "04_rewards_and_advantages",
                                   "04_steps_and_tools", "08_results_dashboard"])
 def test_the_comparisons_come_from_the_shipped_results(installed_course, stem):

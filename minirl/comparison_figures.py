@@ -112,8 +112,8 @@ def method_comparison_figure(runs: dict[str, dict[int, list[dict]]],
         fig.legend(handles, labels, loc="outside lower center", ncols=min(6, len(labels)), fontsize=8)
     n_seeds = max(len(by_seed) for by_seed in runs.values())
     band = f"mean over {n_seeds} seeds, band = min–max" if n_seeds > 1 else "one seed"
-    each = f"; each row one family of methods against {baseline} (thick black)" if n_rows > 1 else ""
-    fig.suptitle(f"Every method on the same task, seeds and budget ({band}{each})")
+    each = f": each row one family of methods against {baseline}, the thick black line" if n_rows > 1 else ""
+    fig.suptitle(f"Every method on the same task, seeds and budget{each} ({band})")
     return fig
 
 
@@ -174,6 +174,8 @@ def entropy_reward_figure(runs: dict[str, dict[int, list[dict]]], baseline: str 
     (`minirl.plots.METHOD_FAMILIES`), the baseline in the first. Returns the figure and {label: (a, b, R², points)} of the fits to `reward`."""
     fits = {label: fit for label, by_seed in runs.items() if (fit := _fit(*_law_points(by_seed)[:2]))}
     drawn = [label for label in runs if len(_law_points(runs[label])[0])]
+    if not drawn:
+        raise ValueError("no run logged both entropy and reward at any step: nothing to draw")
     rows = {"": drawn} if len(drawn) <= ncols else family_rows(drawn, baseline)
     for family in list(rows)[1:]:
         rows[family] = [label for label in rows[family] if label != baseline]   # the baseline: first row only
@@ -194,7 +196,8 @@ def entropy_reward_figure(runs: dict[str, dict[int, list[dict]]], baseline: str 
         lowest.set_xlabel("batch entropy H (nats / token)", fontsize=8)
         lowest.tick_params(labelbottom=True)
     fig.colorbar(dots, ax=axes, label="training step", fraction=0.02, pad=0.01)
-    fig.legend(handles=_law_legend(baseline), loc="outside lower center", ncols=4, fontsize=8, frameon=False)
+    fig.legend(handles=_law_legend(baseline), loc="outside lower center", ncols=4 if ncols >= 4 else 2, fontsize=8,
+               frameon=False)
     fig.suptitle("Entropy against reward, one panel per variant: every training step of every seed, "
                  "with R = −a·exp(H) + b fitted")
     return fig, fits

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
+AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm",
+             "seq-sum-token-sum-norm")
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale_by_std: bool = True,
@@ -37,43 +38,54 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
 
 
 def aggregate_loss(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean",
-                   loss_scale_factor: float | None = None, divide_by_seqs: bool = False) -> torch.Tensor:
-    """Reduce a (B, T) per-token loss to a scalar (the four modes of verl's `actor.loss_agg_mode`).
+                   loss_scale_factor: float | None = None) -> torch.Tensor:
+    """Reduce a (B, T) per-token loss ℓ to a scalar: verl 0.9.1's `actor.loss_agg_mode`s, as its
+    `agg_loss` (verl/trainer/ppo/core_algos.py) computes them on one batch, plus one older form.
+
+    With M the mask, n the number of rows that hold a token, L = `loss_scale_factor` or T (the
+    padded length):
 
     token-mean               Σ M ℓ / Σ M
-    seq-mean-token-mean      mean_i (Σ_t M ℓ / Σ_t M)
-    seq-mean-token-sum       mean_i Σ_t M ℓ
-    seq-mean-token-sum-norm  Σ M ℓ / L   with L = `loss_scale_factor`, or T (the padded length);
-                             `divide_by_seqs=True` also divides by B, the Dr. GRPO paper's form.
+    seq-mean-token-mean      (1/n) Σ_i (Σ_t M ℓ / Σ_t M)
+    seq-mean-token-sum       (1/n) Σ_i Σ_t M ℓ
+    seq-mean-token-sum-norm  (1/n) Σ_i Σ_t M ℓ / L      the Dr. GRPO objective (arXiv 2503.20783)
+    seq-sum-token-sum-norm   Σ_i Σ_t M ℓ / L            not a verl 0.9.1 mode: what verl's
+                             seq-mean-token-sum-norm computed before verl PR #4510 (Dec. 2025),
+                             and so what code built on those releases (SPEAR's) trains with.
+
+    Rows without a token are in no mean; a loss without any token is 0. verl's trainer passes
+    global counts instead (`minirl.integrations.verl` rescales to them).
     """
     mask = mask.to(loss_mat.dtype)
     if mode == "token-mean":
         return (loss_mat * mask).sum() / mask.sum().clamp(min=1.0)
+    has_tokens = mask.sum(dim=1) > 0                                             # (B,)
     if mode == "seq-mean-token-mean":
-        seq_has_tokens = mask.sum(dim=1) > 0
         per_seq = (loss_mat * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        return per_seq[seq_has_tokens].mean() if seq_has_tokens.any() else per_seq.sum() * 0.0
+        return per_seq[has_tokens].mean() if has_tokens.any() else per_seq.sum() * 0.0
     if mode == "seq-mean-token-sum":
-        return (loss_mat * mask).sum(dim=1).mean()
-    if mode == "seq-mean-token-sum-norm":
-        length = loss_scale_factor if loss_scale_factor is not None else loss_mat.shape[1]
-        total = (loss_mat * mask).sum() / length
-        return total / loss_mat.shape[0] if divide_by_seqs else total
+        per_seq = (loss_mat * mask).sum(dim=1)                                   # Σ_t M ℓ (B,)
+        return per_seq[has_tokens].mean() if has_tokens.any() else per_seq.sum() * 0.0
+    if mode in ("seq-mean-token-sum-norm", "seq-sum-token-sum-norm"):
+        L = loss_scale_factor if loss_scale_factor is not None else loss_mat.shape[1]
+        total = (loss_mat * mask).sum() / L
+        if mode == "seq-sum-token-sum-norm":
+            return total
+        return total / max(int(has_tokens.sum()), 1)
     raise ValueError(f"unknown loss_agg_mode {mode!r}; choose one of: {', '.join(AGG_MODES)}")
 
 
-def aggregation_count(mask: torch.Tensor, mode: str, divide_by_seqs: bool = False) -> float | None:
-    """What `aggregate_loss` averages over in `mode`: valid tokens (token-mean), sequences that
-    hold a token (seq-mean-token-mean), rows (seq-mean-token-sum, and -norm with
-    `divide_by_seqs`); None where it sums. A loss on part of a batch, weighted by its count over
-    the batch's, adds up to the batch's loss (micro-batches, gradient accumulation)."""
+def aggregation_count(mask: torch.Tensor, mode: str, divide_by_seqs: bool | None = None) -> float | None:
+    """What `aggregate_loss` averages over in `mode`: valid tokens (token-mean), rows that hold a
+    token (the three seq-mean modes); None where it only sums (seq-sum-token-sum-norm). A loss on
+    part of a batch, weighted by its count over the batch's, adds up to the batch's loss
+    (micro-batches, gradient accumulation). `divide_by_seqs` is ignored: the mode alone decides
+    (it is accepted so that callers written for the former setting still run)."""
     if mode == "token-mean":
         return mask.sum().item()
-    if mode == "seq-mean-token-mean":
+    if mode in ("seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"):
         return (mask.sum(dim=1) > 0).sum().item()
-    if mode == "seq-mean-token-sum" or (mode == "seq-mean-token-sum-norm" and divide_by_seqs):
-        return float(mask.shape[0])
-    if mode == "seq-mean-token-sum-norm":
+    if mode == "seq-sum-token-sum-norm":
         return None
     raise ValueError(f"unknown loss_agg_mode {mode!r}; choose one of: {', '.join(AGG_MODES)}")
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from minirl.core import aggregate_loss, group_advantages, kl_penalty, ppo_clip_token_loss
+from minirl.core import AGG_MODES, aggregate_loss, aggregation_count, group_advantages, kl_penalty, ppo_clip_token_loss
 
 
 def test_group_advantages_with_std_and_all_equal_groups():
@@ -35,16 +35,36 @@ MASK = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
     ("token-mean", (1 + 2 + 3 + 4) / 4),                 # 2.5
     ("seq-mean-token-mean", ((1 + 2 + 3) / 3 + 4) / 2),   # 3.0
     ("seq-mean-token-sum", ((1 + 2 + 3) + 4) / 2),        # 5.0
-    ("seq-mean-token-sum-norm", (1 + 2 + 3 + 4) / 3),     # divided by T = 3
+    ("seq-mean-token-sum-norm", (1 + 2 + 3 + 4) / 2 / 3),  # ÷ (rows · T), T = 3
+    ("seq-sum-token-sum-norm", (1 + 2 + 3 + 4) / 3),      # ÷ T only
 ])
 def test_aggregation_modes(mode, expected):
     assert aggregate_loss(LOSS, MASK, mode).item() == pytest.approx(expected)
 
 
-def test_sum_norm_with_constant_and_paper_form():
-    assert aggregate_loss(LOSS, MASK, "seq-mean-token-sum-norm", loss_scale_factor=5).item() == pytest.approx(2.0)
-    assert aggregate_loss(LOSS, MASK, "seq-mean-token-sum-norm", loss_scale_factor=5,
-                          divide_by_seqs=True).item() == pytest.approx(1.0)
+def test_sum_norm_divides_by_the_constant_and_the_rows_holding_a_token():
+    assert aggregate_loss(LOSS, MASK, "seq-mean-token-sum-norm", loss_scale_factor=5).item() == pytest.approx(1.0)
+    assert aggregate_loss(LOSS, MASK, "seq-sum-token-sum-norm", loss_scale_factor=5).item() == pytest.approx(2.0)
+    assert aggregate_loss(torch.ones(2, 3), torch.ones(2, 3), "seq-mean-token-sum-norm").item() == 1.0  # verl's value
+    empty_row = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    padded = torch.cat([LOSS, torch.full((1, 3), 9.0)])
+    for mode in ("seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"):   # the row counts in no mean
+        assert aggregate_loss(padded, empty_row, mode).item() == pytest.approx(aggregate_loss(LOSS, MASK, mode).item())
+
+
+@pytest.mark.parametrize("mode", AGG_MODES)
+def test_parts_weighted_by_their_count_add_up_to_the_whole(mode):
+    """Micro-batches: each part's loss times count(part) / count(whole) sums to the whole's loss
+    (a mode that only sums has no count, and its parts add up as they are)."""
+    g = torch.Generator().manual_seed(0)
+    loss = torch.randn(7, 5, generator=g)
+    mask = (torch.arange(5)[None, :] < torch.tensor([5, 1, 3, 0, 4, 2, 5])[:, None]).float()   # row 3 empty
+    total = aggregation_count(mask, mode)
+    parts = [slice(0, 3), slice(3, 4), slice(4, 7)]
+    summed = sum(aggregate_loss(loss[p], mask[p], mode, 5) * (aggregation_count(mask[p], mode) / total if total else 1.0)
+                 for p in parts)
+    assert summed.item() == pytest.approx(aggregate_loss(loss, mask, mode, 5).item(), abs=1e-6)
+    assert (total is None) == (mode == "seq-sum-token-sum-norm")
 
 
 def test_unknown_aggregation_names_the_choices():

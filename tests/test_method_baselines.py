@@ -45,8 +45,10 @@ def test_dr_grpo_divides_by_a_constant_not_by_each_length():
 
 def test_dr_grpo_verl_form_and_default_length():
     old, logp, adv, mask = on_policy(torch.tensor([1.0, -0.5]), torch.tensor([[1., 1, 0], [1, 1, 1]]))
-    loss, _ = run("dr_grpo", old, logp, adv, mask, loss_scale_factor=4.0, divide_by_seqs=False)
-    assert loss.item() == pytest.approx(-0.5 / 4)                                # verl: ÷ L_max only
+    loss, _ = run("dr_grpo", old, logp, adv, mask, loss_scale_factor=4.0)
+    assert loss.item() == pytest.approx(-0.5 / (2 * 4))                          # ÷ (B·L_max): paper, verl 0.9.1
+    loss, _ = run("dr_grpo", old, logp, adv, mask, "seq-sum-token-sum-norm", loss_scale_factor=4.0)
+    assert loss.item() == pytest.approx(-0.5 / 4)                                # verl before PR #4510: ÷ L_max only
     loss, metrics = run("dr_grpo", old, logp, adv, mask)
     assert loss.item() == pytest.approx(-0.5 / (2 * 3)) and metrics["L_max"] == 3.0   # None → padded T = 3
 

@@ -228,7 +228,7 @@ def test_trains_by_name_with_dr_bot_defaults(tmp_path):
     assert get_method("spear").make_config({"trajectory_buffer_size": "8"}).trajectory_buffer_size == 8
     config = make_config("smoke", method="spear", steps=3, prompts_per_step=8, eval_every=100, eval_prompts=8,
                          checkpoint_every=1)
-    assert config.scale_adv_by_std is False and get_method("spear").default_agg_mode == "seq-mean-token-sum-norm"
+    assert config.scale_adv_by_std is False and get_method("spear").default_agg_mode == "seq-sum-token-sum-norm"
     rows_ = train(config, tmp_path / "run", progress=False)
     assert [r["step"] for r in rows_] == [0, 1, 2, 3]
     for key in ("buffer_rows", "buffer_ready", "baseline", "replay_rows", "replay_weight", "replay_ppo_kl"):

@@ -13,7 +13,7 @@ How TRL's loss types map to ours (one process, no gradient accumulation, `steps_
     bnpo     = token-mean over the local batch        (`grpo --loss_agg_mode token-mean`; no own method)
     dapo     = token-mean over the generation batch   (`dapo`; the same as bnpo here, TRL's two differ
                only when a generation batch is split over processes or accumulation steps)
-    dr_grpo  = Σ M ℓ / (B · max_completion_length)    (`dr_grpo`, divide_by_seqs=True, L_max = max_completion_length)
+    dr_grpo  = Σ M ℓ / (B · max_completion_length)    (`dr_grpo`: seq-mean-token-sum-norm, L_max = max_completion_length)
     top_entropy_quantile = `high_entropy_tokens` with selection="quantile", normalise_by_kept=False
     entropy_coef         = `entropy_bonus` with entropy_agg_mode="token-mean"
     beta (k3, use_bias_correction_kl) = `kl_ref` with ratio_weighted=True (False: verl's form, also tested)

@@ -229,8 +229,8 @@ def test_continuations_stay_within_the_task_length():
 
 
 def test_kl_to_the_reference_is_aggregated_like_the_methods_loss():
-    """With seq-mean-token-sum-norm the β·KL term is divided by the same L_const as the policy loss
-    (the task's max_new_tokens), not by the padded length of the mini-batch."""
+    """With seq-mean-token-sum-norm the β·KL term is divided by the same rows · L_const as the policy
+    loss (L_const: the task's max_new_tokens), not by the padded length of the mini-batch."""
     import torch
 
     from minirl.core import kl_penalty, masked_mean
@@ -253,7 +253,7 @@ def test_kl_to_the_reference_is_aggregated_like_the_methods_loss():
     logits = policy_forward(trainer.model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids[:, :T], 1.0)
     kl = kl_penalty(gather_log_prob(logits, rollout.response_ids[:, :T]), ref[:, :T], trainer.config.kl_estimator)
     mask = rollout.response_mask[:, :T]
-    expected = (kl * mask).sum() / trainer.task.max_new_tokens
+    expected = (kl * mask).sum() / trainer.task.max_new_tokens / len(rows)     # every row holds a token
     assert T < trainer.task.max_new_tokens                 # so the two divisors differ
     assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
     assert metrics["kl_ref"] == pytest.approx(masked_mean(kl, mask).item(), rel=1e-4)

@@ -30,20 +30,34 @@ clip_ratio_c = 3.0, so `minirl_clip_cov` runs with PPO clipping at 0.2 and dual-
 own defaults: 1.0 and none; verl's `clip_cov`: 0.2 and none). For verl's `clip_cov` exactly, pass
 `settings={"clip_cov": {"clip_ratio_c": None}}`.
 
-Normalisation. verl splits a mini-batch into micro-batches (and data-parallel ranks), calls
-backward on each micro-batch's loss and sums the gradients, so its losses divide by *global*
-counts from `config.global_batch_info` (dp_size, batch_num_tokens, global_batch_size). A minirl
-loss is a mean over the rows it is given; the adapter multiplies it by
+Normalisation. verl 0.9.1's `agg_loss(loss_mat, mask, mode, dp_size, batch_num_tokens,
+global_batch_size, loss_scale_factor)` computes, with n_i = Σ_t M_it and ⟦n_i > 0⟧ the rows holding
+a token:
+
+    token-mean               Σ M ℓ / batch_num_tokens · dp_size
+    seq-mean-token-mean      Σ_i ⟦n_i > 0⟧ Σ_t M ℓ / (n_i + 1e-8) / global_batch_size · dp_size
+    seq-mean-token-sum       Σ_i ⟦n_i > 0⟧ Σ_t M ℓ / global_batch_size · dp_size
+    seq-mean-token-sum-norm  the same, / loss_scale_factor (None: the padded length T)
+    token-sum                Σ M ℓ · dp_size
+
+Called on one batch (empty `global_batch_info`, dp_size 1) the counts are that batch's: its valid
+tokens and its rows holding a token, which is what `core.aggregate_loss` computes in each mode. In
+verl's trainer (`verl/workers/utils/losses.py: ppo_loss`) they are global: dp_size is the number of
+data-parallel ranks, batch_num_tokens the valid tokens of the whole mini-batch (summed over ranks
+before the micro-batch split), global_batch_size = ppo_mini_batch_size × rollout.n (every row of the
+mini-batch, empty or not); each micro-batch's loss is backpropagated, gradients add up over
+micro-batches and are averaged over ranks, which the · dp_size undoes. A minirl loss is a mean over
+the rows it is given, so the adapter multiplies it by
 
     local count / global count · dp_size
 
-with count = valid tokens (token-mean), sequences holding a token (seq-mean-token-mean), rows
-(seq-mean-token-sum; seq-mean-token-sum-norm with `divide_by_seqs`). Without `divide_by_seqs`,
-seq-mean-token-sum-norm is Σ M ℓ / L, a sum: the factor is dp_size. An empty `global_batch_info`
-(a direct call) leaves the loss as it is. The factor is exact for a loss that is one aggregate in
-`loss_agg_mode`; a method that adds a term aggregated another way gets the same factor. minirl has
-no `token-sum` aggregate, and a minirl loss cannot weight tokens after aggregating: `loss_agg_mode
-=token-sum` and verl's rollout correction (`rollout_is_weights`) are refused with an error.
+with count = valid tokens (token-mean) or rows holding a token (the seq-mean modes); minirl's
+`seq-sum-token-sum-norm` (Σ M ℓ / L, which verl's config does not accept) sums: its factor is
+dp_size. An empty `global_batch_info` leaves the loss as it is. The factor is exact for a loss that
+is one aggregate in `loss_agg_mode`; a method that adds a term aggregated another way gets the same
+factor. minirl has no `token-sum` aggregate, and a minirl loss cannot weight tokens after
+aggregating: `loss_agg_mode=token-sum` and verl's rollout correction (`rollout_is_weights`) are
+refused with an error.
 
 Metrics: clip_frac → actor/pg_clipfrac, clip_frac_lower → actor/pg_clipfrac_lower, ppo_kl →
 actor/ppo_kl, every other field → actor/<method>/<name> (pg_loss is left to verl, which logs it).
@@ -141,7 +155,7 @@ def _verl_loss(method: Method, overrides: dict):
         loss, metrics = method.policy_loss(old_log_prob, log_prob, advantages, mask, loss_agg_mode,
                                            method_config, LossExtras())
         info = _get(config, "global_batch_info", None) or {}
-        loss = loss * _global_scale(mask, loss_agg_mode, info, getattr(method_config, "divide_by_seqs", False))
+        loss = loss * _global_scale(mask, loss_agg_mode, info)
         return loss, {METRIC_NAMES.get(k, f"actor/{method.name}/{k}"): v for k, v in metrics.items()
                       if k != "pg_loss"}
 
@@ -168,17 +182,16 @@ def _from_verl(method: Method, config) -> dict:
     return found
 
 
-def _global_scale(mask: torch.Tensor, mode: str, info: dict, divide_by_seqs: bool):
+def _global_scale(mask: torch.Tensor, mode: str, info: dict):
     """local count / global count · dp_size: turns a minirl mean over these rows into this
     micro-batch's share of verl's mean over the global batch (module docstring)."""
     dp_size = info.get("dp_size") or 1
-    if mode == "seq-mean-token-sum-norm" and not divide_by_seqs:
+    if mode == "seq-sum-token-sum-norm":
         return dp_size                                         # Σ M ℓ / L: a sum, no count to replace
     if mode == "token-mean":
         local, total = mask.sum(), info.get("batch_num_tokens")
     else:
-        rows = (mask.sum(dim=-1) > 0).sum() if mode == "seq-mean-token-mean" else mask.shape[0]
-        local, total = rows, info.get("global_batch_size")
+        local, total = (mask.sum(dim=-1) > 0).sum(), info.get("global_batch_size")
     if total is None:
         if dp_size > 1:
             raise ValueError(f"verl gave dp_size={dp_size} but no global count for {mode!r} "

@@ -8,23 +8,22 @@ summed and divided by a constant.
 
     A_i = R_i − mean_G R                                   (no ÷ std: train_defaults scale_adv_by_std=False)
     ℓ_{i,t} = max(−A_i·r_{i,t}, −A_i·clip(r_{i,t}, 1 − ε_low, 1 + ε_high))
-    L = Σ_i Σ_t M_{i,t} ℓ_{i,t} / (G·L_max)                (paper §3, the Dr. GRPO objective — equation
+    L = (1/G) Σ_i Σ_t M_{i,t} ℓ_{i,t} / L_max             (paper §3, the Dr. GRPO objective — equation
                                                             number not checked here; the authors' oat
                                                             code and TRL `dr_grpo`)
-    L = Σ_i Σ_t M_{i,t} ℓ_{i,t} / L_max                    (divide_by_seqs=False: older verl releases)
 
-Both are the `seq-mean-token-sum-norm` aggregation of `core.aggregate_loss`. verl 0.9.1's
-`seq-mean-token-sum-norm` divides by B·L_max, the first form (checked against it through
-`minirl.integrations.verl`); the ÷ L_max form grows with
-the number of sequences in the mini-batch, which matters here because gradients are clipped at
-`max_grad_norm`. `G` above is the number of sequences in the mini-batch (B).
+This is the `seq-mean-token-sum-norm` aggregation of `core.aggregate_loss`, as verl 0.9.1 computes it
+(checked against it through `minirl.integrations.verl`); G is the number of sequences in the
+mini-batch that hold a token (B here: every response holds at least its EOS). verl releases before
+its PR #4510 divided by L_max only, Σ M ℓ / L_max: that form is the mode `seq-sum-token-sum-norm`
+(`--set loss_agg_mode=seq-sum-token-sum-norm`). It grows with the number of sequences in the
+mini-batch, which matters here because gradients are clipped at `max_grad_norm`.
 
 Settings (`--set name=value`):
-    divide_by_seqs     True  — the paper/oat/TRL/verl 0.9.1 form (÷ B·L_max); False: ÷ L_max only.
     loss_scale_factor  None  — L_max. Official: the generation budget (oat `generate_max_length`, TRL
-                       `max_completion_length`, verl `actor.loss_scale_factor`). None falls back to the
-                       padded length of the mini-batch, which the trainer trims to its longest response,
-                       so it is NOT constant; set it to the task's `max_new_tokens` for the exact method.
+                       `max_completion_length`, verl `actor.loss_scale_factor`). None: the trainer fills in the
+                       task's `max_new_tokens` (the TRL adapter `max_completion_length`); a direct call
+                       falls back to the padded length of the batch, which is NOT constant.
     clip_ratio_low/high 0.2/0.2, clip_ratio_c 3.0 — verl's PPO defaults (the paper uses ε = 0.2).
 Also train_defaults {"scale_adv_by_std": False} (verl `algorithm.norm_adv_by_std_in_grpo=False`,
 TRL `scale_rewards="none"`). No KL term (verl `use_kl_loss=False`). At the tiny CPU scale the defaults
@@ -40,9 +39,7 @@ from .registry import LossExtras, PolicyLossConfig, register_method
 
 @dataclass
 class DrGRPOConfig(PolicyLossConfig):
-    divide_by_seqs: bool = True
-    """True: L = Σ M ℓ / (B·L_max), the paper and its authors' code (TRL `loss_type="dr_grpo"`).
-    False: L = Σ M ℓ / L_max (older verl releases; verl 0.9.1 divides by B·L_max too)."""
+    """PPO-clip's settings and `loss_scale_factor` (L_max); the constant divisor is the loss_agg_mode's."""
 
 
 @register_method("dr_grpo", config_cls=DrGRPOConfig, default_agg_mode="seq-mean-token-sum-norm",
@@ -55,7 +52,7 @@ def dr_grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mod
         log_prob, old_log_prob, advantages,
         eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
     L_max = config.loss_scale_factor or response_mask.shape[1]
-    loss = aggregate_loss(ell, response_mask, loss_agg_mode, L_max, divide_by_seqs=config.divide_by_seqs)
+    loss = aggregate_loss(ell, response_mask, loss_agg_mode, L_max)
     metrics = {
         **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "L_max": float(L_max),

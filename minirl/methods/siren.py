@@ -36,8 +36,8 @@ Settings (`--set name=value`; official value from exp_scripts/siren.sh, official
     clip_ratio_low/high 0.28 / 0.28 (`clip_ratio=0.28`); the PG term uses seq-mean-token-sum-norm and
                        advantages not divided by the group std (`norm_adv_by_std_in_grpo=False`),
                        both set as this method's defaults. SIREN's verl divides that sum by the
-                       number of sequences too, Σ/(B·L) (minirl's core mode: Σ/L), and so does this
-                       loss: it sets the scale of L_PPO against c·(Ĥ − H_anchor)².
+                       number of sequences too, Σ/(B·L), as verl 0.9.1's mode of that name (and
+                       minirl's) does: it sets the scale of L_PPO against c·(Ĥ − H_anchor)².
 At the tiny CPU scale most positions have a top token with π ≥ 0.8 (empty nucleus, H^p = 0), so the
 peak mask holds far fewer than 20 % of the tokens (`siren/peak_frac` shows how many) and the
 regulariser has little to act on, whatever c. A larger `entropy_topp` or
@@ -116,8 +116,7 @@ def siren_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode=
     pg_mat, is_clipped, dual = ppo_clip_token_loss(
         log_prob, old_log_prob, advantages,
         eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    pg_loss = aggregate_loss(pg_mat, response_mask, loss_agg_mode, config.loss_scale_factor,
-                             divide_by_seqs=True)                              # Σ/(B·L) in SIREN's verl
+    pg_loss = aggregate_loss(pg_mat, response_mask, loss_agg_mode, config.loss_scale_factor)  # Σ/(B·L) by default
     H_p = top_p_entropy(extra.logits, config.entropy_topp, config.entropy_topk,
                         config.nucleus_includes_crossing)                        # (B, T)
     m = peak_mask(H_p, response_mask, config.mask_ratio)                         # (B, T)

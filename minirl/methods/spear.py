@@ -61,7 +61,8 @@ Settings (`--set`; official script run_qwen2-32b_spear.sh | README (yaml); key =
                                   countdown_tool's `[a op b]`); a task without tools gets no bonus,
                                   and `require_tool_call` (official True) admits every row.
 Trainer defaults (Dr.BoT): scale_adv_by_std=False (`norm_adv_by_std_in_grpo`), loss_agg_mode
-seq-mean-token-sum-norm (verl's, ÷ L_max only), kl_coef 0. Not implemented: Dr.BoT's filters of
+seq-sum-token-sum-norm, Σ M ℓ / L_max: the official script's seq-mean-token-sum-norm in the verl it
+ships, which divides by L_max only (verl 0.9.1's mode of that name also divides by the rows), kl_coef 0. Not implemented: Dr.BoT's filters of
 overlong / incomplete / repetitive / unreadable responses and its group filter by reward std
 (`rollout_filter_ratio` 0.75), which belong to sampling; `trajectory_score_threshold` is read by
 no code path. Replay adds ~S rows to every flush step's batch.
@@ -271,9 +272,9 @@ def replayed_rows(old_log_prob: torch.Tensor, keys: torch.Tensor | None) -> torc
 
 
 @register_method("spear", config_cls=SPEARConfig, state_cls=SPEARState, transform_batch=spear_batch,
-                 default_agg_mode="seq-mean-token-sum-norm", train_defaults={"scale_adv_by_std": False},
+                 default_agg_mode="seq-sum-token-sum-norm", train_defaults={"scale_adv_by_std": False},
                  summary="SPEAR: replay recent wins (P50-recalibrated, cosine-ramped weight) with Clip-Cov, Dr.BoT")
-def spear_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="seq-mean-token-sum-norm",
+def spear_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="seq-sum-token-sum-norm",
                config: SPEARConfig | None = None, extra: LossExtras | None = None):
     """Clip-Cov PPO loss; I_clip drawn separately among on-policy and replayed rows."""
     config = config or SPEARConfig()

@@ -19,7 +19,7 @@ import numpy as np
 from .plots import METHOD_FAMILIES, OTHER_FAMILY, line_styles, method_family, method_of, moving_average, series
 
 METRIC_AXES = {
-    "entropy": ("Policy entropy (training batch)", "entropy (nats / token)"),
+    "entropy": ("Policy entropy, training batch", "entropy (nats / token)"),
     "pass_at_1": ("Eval pass@1", "pass@1 (fraction of eval prompts)"),
     "pass_at_k": ("Eval pass@k", "pass@k (fraction of eval prompts)"),
     "reward": ("Training reward", "mean reward (fraction correct)"),

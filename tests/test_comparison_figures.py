@@ -86,6 +86,8 @@ def test_method_comparison_is_small_multiples_with_grpo_thick_black_in_every_row
     axes = [ax for ax in fig.axes if _lines(ax)]
     families = {method_family(label) for label in runs if label != "grpo"}
     assert len(axes) == 2 * len(families)
+    titles = [ax.get_title() for ax in axes if ax.get_title()] + [fig.get_suptitle()]
+    assert len(titles) == 3 and all(t.count("(") <= 1 for t in titles), titles       # no doubled parentheses
     drawn = set()
     for ax in axes:
         lines = _lines(ax)

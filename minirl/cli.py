@@ -9,9 +9,11 @@ import json
 import sys
 from pathlib import Path
 
-from .config import PROFILES, TrainConfig, make_config
+from .config import PROFILES, make_config
 from .methods import METHODS, get_method
-from .tasks import TASKS, get_task
+from .settings import TRAIN, route
+from .tasks import get_task, task_factory
+from .user_code import import_module
 
 
 class UsageError(Exception):
@@ -28,8 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a policy with one method; writes OUT/metrics.jsonl")
-    t.add_argument("--method", default="grpo")
-    t.add_argument("--task", help="default: the profile's (countdown; gsm8k for gpu)")
+    t.add_argument("--method", default="grpo", help="a registered method (`python -m minirl methods`), or your own "
+                                                     "as mypkg.methods:my_loss (docs/your_own_task.md)")
+    t.add_argument("--task", help="default: the profile's (countdown; gsm8k for gpu); or your own as "
+                                  "mypkg.tasks:my_task (a Task or a function of no arguments returning one)")
     t.add_argument("--profile", default="cpu")
     t.add_argument("--steps", type=int)
     t.add_argument("--seed", type=int, default=0)
@@ -38,15 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", help="starting policy: a folder (default: the shipped warm start); with "
                                   "backend hf, a hub name or a local model folder")
     t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="a TrainConfig field or a setting of the method's config, e.g. --set clip_ratio_high=0.28")
+                   help="a TrainConfig field or a setting of the method's config, e.g. --set clip_ratio_high=0.28; "
+                        "a name both have needs its address: train.NAME or METHOD.NAME (clip_cov.micro_batch_size=4)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_import(t)
 
-    sub.add_parser("methods", help="list the registered methods")
+    _add_import(sub.add_parser("methods", help="list the registered methods"))
 
     w = sub.add_parser("warmstart", help="(re)make the supervised warm start of a task")
-    w.add_argument("--task", default="countdown")
+    w.add_argument("--task", default="countdown", help="a registered task, or your own as mypkg.tasks:my_task")
     w.add_argument("--profile", default="cpu")
-    w.add_argument("--out", help="folder (default: the shipped one inside the package)")
+    w.add_argument("--out", help="folder (default: the shipped one inside the package; for your own task "
+                                 "warmstarts/TASK-PROFILE here, where `train --task TASK` looks for it)")
+    _add_import(w)
 
     for name, text in (("plot", "plot runs' entropy and pass@k curves"), ("compare", "first → last table of runs")):
         c = sub.add_parser(name, help=text)
@@ -63,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_import(parser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first, e.g. the module whose @register_method defines your method")
+
+
 def _add_reproduce_parsers(sub) -> None:
     r = sub.add_parser("reproduce", help="run a grid of notebook × method × seed with papermill, then the report")
     r.add_argument("grid", nargs="?", help="a grid file (grids/*.yaml); the flags below replace its entries")
@@ -71,7 +84,8 @@ def _add_reproduce_parsers(sub) -> None:
     r.add_argument("--seed", type=int, action="append", help="repeat for more seeds")
     r.add_argument("--profile", action="append", help="smoke, cpu or gpu (repeat for more)")
     r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="a parameter of the notebook or a TrainConfig field, for every cell (--set steps=50)")
+                   help="a parameter of the notebook, a TrainConfig field or a method setting, for every cell "
+                        "(--set steps=50, --set clip_cov.micro_batch_size=4)")
     r.add_argument("--out", help="the results folder (default: the grid's `out`, else results/grid)")
     r.add_argument("--workers", type=int, default=1, help="cells run at once (at most the cores)")
     r.add_argument("--dry-run", action="store_true", help="list the cells and whether each is done; run nothing")
@@ -89,6 +103,8 @@ def _add_reproduce_parsers(sub) -> None:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        for module in getattr(args, "imports", []):
+            import_module(module, "--import: ")
         return COMMANDS[args.command](args) or 0
     except (UsageError, ValueError, OSError) as err:      # OSError: a model or dataset not found
         print(f"minirl: error: {err}", file=sys.stderr)
@@ -100,6 +116,7 @@ def cmd_train(args) -> int:
     from .trainer import train
 
     config = config_from_args(args)
+    _check_starting_policy(config)
     history = train(config, args.out, resume=args.resume, progress=not args.quiet)
     from .report import summary_table
     print(summary_table({run_label(args.out): _read_all(args.out)}))
@@ -111,20 +128,24 @@ RESERVED = {"method": "--method", "seed": "--seed", "profile": "--profile",
             "method_settings": "--set NAME=VALUE for each of the method's settings"}
 
 
-def config_from_args(args) -> TrainConfig:
+def config_from_args(args):
+    """The run's TrainConfig; each `--set` goes where minirl.settings addresses it."""
     _choose("profile", args.profile, PROFILES)
     if args.task is not None:
-        _choose("task", args.task, TASKS)
+        task_factory(args.task)                       # a registered name, or a module path that resolves
     method = get_method(args.method)
-    train_fields = set(TrainConfig.__dataclass_fields__)
     overrides, method_settings = {}, {}
     for item in args.set:
         if "=" not in item:
             raise UsageError(f"--set {item!r} is not NAME=VALUE")
         key, value = item.split("=", 1)
-        if key in RESERVED:
-            raise UsageError(f"--set {item!r}: {key} is not set with --set; use {RESERVED[key]}")
-        (overrides if key in train_fields else method_settings)[key] = value
+        where, name = route(key, args.method)
+        if where == TRAIN and name in RESERVED:
+            raise UsageError(f"--set {item!r}: {name} is not set with --set; use {RESERVED[name]}")
+        if where == "other":
+            raise UsageError(f"--set {item!r} sets a method {key.rsplit('.', 1)[0]!r}, but this run's method is "
+                             f"{method.name!r}; write {method.name}.{name}=...")
+        (overrides if where == TRAIN else method_settings)[name] = value
     method.make_config(method_settings)                                   # validates names and types now
     defaults = make_config(args.profile)
     typed = {k: _typed(k, v, getattr(defaults, k)) for k, v in overrides.items()}
@@ -140,6 +161,17 @@ def config_from_args(args) -> TrainConfig:
     if args.task is not None:
         typed["task"] = args.task
     return make_config(args.profile, method=args.method, seed=args.seed, method_settings=method_settings, **typed)
+
+
+def _check_starting_policy(config) -> None:
+    """A tiny-backend run without --init starts from its task's warm start: say how to make one that is missing."""
+    from .warmstart import default_path
+
+    path = default_path(config.task, config.profile)
+    if config.backend == "tiny" and config.init is None and not (path / "config.json").exists():
+        raise UsageError(f"task {config.task!r} has no warm start for profile {config.profile!r} at {path}; make one "
+                         f"with: python -m minirl warmstart --task {config.task} --profile {config.profile} "
+                         "(or give --init FOLDER)")
 
 
 def _saved_steps(out) -> int | None:
@@ -162,7 +194,7 @@ def cmd_warmstart(args) -> int:
     from .warmstart import warm_start
 
     _choose("profile", args.profile, ("smoke", "cpu"))
-    stats = warm_start(get_task(args.task), args.profile, out=args.out)
+    stats = warm_start(args.task, args.profile, out=args.out)
     print(json.dumps(stats, indent=2))
     return 0
 
@@ -210,6 +242,7 @@ def cmd_demo(args) -> int:
 def cmd_reproduce(args) -> int:
     from .reproduce import reproduce
 
+    _import_path_here()
     outcome = reproduce(grid_from_args(args), out=args.out, workers=args.workers, dry_run=args.dry_run,
                         report=not args.no_report)
     if args.dry_run:
@@ -219,6 +252,17 @@ def cmd_reproduce(args) -> int:
     for cell, error in outcome.failed.items():
         print(f"FAILED {cell}: {error}", file=sys.stderr)
     return 1 if outcome.failed else 0
+
+
+def _import_path_here() -> None:
+    """Put the current folder on PYTHONPATH, so that the grid's kernels (which run in their cells'
+    folders) import your tasks and methods ('mypkg.tasks:my_task') from here, as this process does."""
+    import os
+
+    here = os.getcwd()
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if here not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([*paths, here])
 
 
 def grid_from_args(args) -> dict:
@@ -278,9 +322,9 @@ def _positive(what: str, value: int) -> None:
 
 
 def _typed(key: str, raw: str, current):
-    from .methods.registry import _parse_value
+    from .methods.registry import parse_value
 
-    return _parse_value(key, raw, current)
+    return parse_value(key, raw, current)
 
 
 def _read_all(run_dir) -> list[dict]:

@@ -20,9 +20,9 @@ class TrainConfig:
     """Everything a training run depends on. Its JSON copy sits next to the run's metrics."""
 
     method: str = "grpo"
-    """Entropy intervention from `minirl.METHODS`."""
+    """Entropy intervention from `minirl.METHODS`, or your own as 'mypkg.methods:my_loss'."""
     task: str = "countdown"
-    """Task from `minirl.tasks.TASKS`."""
+    """Task from `minirl.tasks.TASKS`, or your own as 'package.module:attribute' (docs/your_own_task.md)."""
     profile: str = "cpu"
     """`smoke` (seconds, CI), `cpu` (the real CPU demonstration), `gpu` (a real Qwen model)."""
     steps: int = 200
@@ -63,6 +63,8 @@ class TrainConfig:
     kl_coef: float = 0.0
     """β of an added β·KL(π_θ‖π_ref) term to the warm start; 0 turns it (and the reference) off."""
     kl_estimator: str = "k3"
+    """Estimator of the `kl_coef` term (core.kl_penalty): k1, k2 or k3. Not kl_ref's own setting of the
+    same name (`--set kl_ref.kl_estimator=k3+`), which also takes verl's straight-through forms."""
     dynamic_sampling: bool = False
     """DAPO's dynamic sampling: drop groups whose rewards are all equal and sample more prompts
     until the batch is full of groups that teach something (or `max_gen_batches` is reached,
@@ -86,7 +88,8 @@ class TrainConfig:
     forward and backward pass before the update, two forward passes after it). Off, the run is
     exactly as without it; on, only the `law_*` metrics are added."""
     method_settings: dict = field(default_factory=dict)
-    """`name=value` settings of the method's own config (`--set` on the CLI)."""
+    """`name=value` settings of the method's own config (`--set` on the CLI; minirl.settings says which
+    name goes where)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -186,13 +189,13 @@ def _choose(name: str, value, choices) -> None:
 def _check_names(config: TrainConfig, check_task: bool) -> None:
     from .core import AGG_MODES, KL_ESTIMATORS
     from .methods import get_method
-    from .tasks import TASKS
+    from .tasks import task_factory
 
     get_method(config.method)
     _choose("profile", config.profile, PROFILES)
     _choose("backend", config.backend, BACKENDS)
     if check_task:
-        _choose("task", config.task, list(TASKS))
+        task_factory(config.task)                            # a registered name, or a module path that resolves
     if config.loss_agg_mode is not None:
         _choose("loss_agg_mode", config.loss_agg_mode, AGG_MODES)
     _choose("kl_estimator", config.kl_estimator, KL_ESTIMATORS)
@@ -217,6 +220,7 @@ def _check_sizes(config: TrainConfig) -> None:
 
 def _check_method(config: TrainConfig) -> None:
     """The method takes these settings, every numeric one finite, and no KL is counted twice."""
+    from .core import KL_ESTIMATORS
     from .methods import get_method
 
     if not isinstance(config.method_settings, dict):
@@ -230,6 +234,9 @@ def _check_method(config: TrainConfig) -> None:
         value = getattr(method_config, name, 0.0)
         if isinstance(value, (int, float)) and value < 0:
             _refuse(f"method setting {name}", value, "give a finite number ≥ 0")
+    estimator = getattr(method_config, "kl_estimator", None)
+    if estimator is not None:               # kl_ref's: core's estimators, and with '+' verl's straight-through form
+        _choose("method setting kl_estimator", estimator, [*KL_ESTIMATORS, *(k + "+" for k in KL_ESTIMATORS)])
     c = getattr(method_config, "clip_ratio_c", None)
     if isinstance(c, (int, float)) and c <= 1:
         _refuse("method setting clip_ratio_c", c, "give a finite number > 1 (the dual-clip bound), or None")

@@ -4,15 +4,20 @@ YAML file or a dict, checked in full before anything runs.
     notebook: 00_quickstart            # a notebook of notebooks/ that trains one run (or `notebooks:`)
     profiles: [smoke]                  # or `profile: smoke`
     seeds: [0, 1]
-    parameters: {steps: 6}             # every cell: the notebook's parameters or TrainConfig fields
+    parameters: {steps: 6}             # every cell: the notebook's parameters, TrainConfig fields and
+                                       # method settings (minirl.settings: train.NAME, METHOD.NAME)
     methods:                           # label: a method name, or {method, settings, parameters}
       grpo: grpo
       clip_cov 2%: {method: clip_cov, settings: {clip_cov_ratio: "0.02"}}
+      mine: mypkg.methods:my_loss      # your own method, by module path (docs/your_own_task.md)
     variants_from: [TINY_SCALE_VARIANTS]   # variant lists of minirl.compare, as the course uses them
     out: results/smoke_two_methods
 
 Every bad name (notebook, profile, method, method setting, parameter, grid key) is reported
-with the valid choices, before the first cell runs.
+with the valid choices, before the first cell runs. Your own task (`parameters: {task:
+mypkg.tasks:my_task}`) starts from `init` when given (a folder relative to where the grid runs is
+made absolute: cells run in folders of their own) and otherwise from the warm start that
+`python -m minirl warmstart --task mypkg.tasks:my_task` wrote here, which must exist.
 """
 from __future__ import annotations
 
@@ -109,12 +114,20 @@ def expand(spec: dict) -> list[Cell]:
     if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise GridError(f"seeds must be whole numbers (got {seeds})")
     variants = grid_variants(spec)
-    cells = []
+    cells, applied = [], set()
     for notebook in notebooks:
         accepted = notebook_parameters(notebook)
         for profile, (label, (method, settings, own)), seed in itertools.product(profiles, variants.items(), seeds):
-            direct, train = split_parameters({**(spec.get("parameters") or {}), **own}, notebook, accepted, label)
-            cells.append(Cell(str(notebook), profile, label, method, seed, settings, direct, train))
+            direct, train, from_parameters = split_parameters({**(spec.get("parameters") or {}), **own}, notebook,
+                                                              accepted, label, method, applied)
+            locate_policy(direct, train, accepted, profile, label)
+            cells.append(Cell(str(notebook), profile, label, method, seed, {**from_parameters, **settings}, direct,
+                              train))
+    qualified = {k for k in (spec.get("parameters") or {}) if "." in str(k)}
+    unused = sorted(qualified - applied)
+    if unused:
+        raise GridError(f"parameter(s) {', '.join(map(repr, unused))} name a method that no variant of the grid runs "
+                        f"(its methods: {', '.join(sorted({m for m, _, _ in variants.values()}))})")
     for cell in {(c.profile, c.label, c.seed): c for c in cells}.values():
         check_variant(cell)
     ids = [c.id for c in cells]
@@ -160,13 +173,13 @@ def check_variant(cell: Cell) -> None:
     notebook's own parameters that are TrainConfig fields (`steps`, `task`) are checked as such."""
     from .config import TrainConfig, make_config
     from .methods import get_method
-    from .methods.registry import _parse_value
+    from .methods.registry import parse_value
 
     where = f"variant {cell.label!r}: "
     fields = TrainConfig.__dataclass_fields__
     try:
         get_method(cell.method).make_config(cell.method_settings)
-        as_fields = {k: _parse_value(k, v, fields[k].default) for k, v in cell.notebook_parameters.items()
+        as_fields = {k: parse_value(k, v, fields[k].default) for k, v in cell.notebook_parameters.items()
                      if k in fields and k not in CELL_PARAMETERS and v is not None}
         make_config(cell.profile, method=cell.method, seed=cell.seed, method_settings=cell.method_settings,
                     **{**cell.train_settings, **as_fields})
@@ -174,28 +187,79 @@ def check_variant(cell: Cell) -> None:
         raise GridError(where + str(err)) from None
 
 
-def split_parameters(params: dict, notebook: Path, accepted: dict, label: str) -> tuple[dict, dict]:
-    """(the notebook's own parameters, TrainConfig fields passed as `train_settings`), typed."""
+def split_parameters(params: dict, notebook: Path, accepted: dict, label: str, method: str = "grpo",
+                     applied: set | None = None) -> tuple[dict, dict, dict]:
+    """(the notebook's own parameters, TrainConfig fields passed as `train_settings` (typed), settings
+    of the variant's method (strings)). A name that is not the notebook's is addressed as `--set`
+    addresses it (minirl.settings: train.NAME, METHOD.NAME, or a bare NAME only one of them has); a
+    METHOD.NAME of another method is left to that method's variants (and added to `applied` when used)."""
     from .config import TrainConfig, make_config
-    from .methods.registry import _parse_value
+    from .methods import get_method
+    from .methods.registry import parse_value
+    from .settings import TRAIN, route
 
     fields = set(TrainConfig.__dataclass_fields__)
-    direct, train = {}, {}
+    direct, train, settings = {}, {}, {}
     for key, value in params.items():
-        if key in CELL_PARAMETERS:
+        key = str(key)
+        if key.rsplit(".", 1)[-1] in CELL_PARAMETERS:
             raise GridError(f"variant {label!r}: parameter {key!r} is set by the grid itself "
                             "(its profiles, methods, settings and seeds); remove it from `parameters`")
         if key in accepted:
             direct[key] = value
-        elif key in fields and "train_settings" in accepted:
-            train[key] = _parse_value(key, value, getattr(make_config("cpu"), key))
-        else:
+            continue
+        try:
+            method_fields = [f.name for f in dataclasses.fields(get_method(method).config_cls)]
+        except ValueError as err:
+            raise GridError(f"variant {label!r}: {err}") from None
+        if "." not in key and key not in fields and key not in method_fields:
             own = ", ".join(p for p in accepted if p not in CELL_PARAMETERS)
             also = (f" or a TrainConfig field ({', '.join(sorted(fields - set(CELL_PARAMETERS)))})"
                     if "train_settings" in accepted else "")
             raise GridError(f"unknown parameter {key!r} (variant {label!r}); choose a parameter of {notebook.stem} "
-                            f"({own}){also}")
-    return direct, train
+                            f"({own}){also} or a setting of method {method!r} ({', '.join(method_fields)})")
+        try:
+            where, name = route(key, method)
+        except ValueError as err:
+            raise GridError(f"parameter {key!r} (variant {label!r}): {err}") from None
+        if where == TRAIN and "train_settings" not in accepted:
+            raise GridError(f"parameter {key!r} (variant {label!r}): notebook {notebook.stem} takes no TrainConfig "
+                            "fields (no `train_settings` parameter)")
+        if where == TRAIN:
+            train[name] = parse_value(name, value, getattr(make_config("cpu"), name))
+        elif where == "method":
+            settings[name] = str(value)
+        if applied is not None and where != "other":
+            applied.add(key)
+    return direct, train, settings
+
+
+def locate_policy(direct: dict, train: dict, accepted: dict, profile: str, label: str) -> None:
+    """Make the cell's starting policy a path its notebook finds from its own folder: a relative
+    `init` or `model` that exists here becomes absolute, and your own task without one gets the warm
+    start `python -m minirl warmstart` wrote here (GridError when there is none)."""
+    from .config import PROFILE_DEFAULTS
+    from .tasks import BUILTIN_TASKS
+    from .warmstart import default_path
+
+    given = [(where, key) for where, key in ((direct, "model"), (direct, "init"), (train, "init"))
+             if isinstance(where.get(key), str)]
+    for where, key in given:
+        if not Path(where[key]).is_absolute() and Path(where[key]).exists():
+            where[key] = str(Path(where[key]).resolve())
+    task = direct.get("task") or train.get("task")
+    backend = train.get("backend", PROFILE_DEFAULTS[profile].get("backend", "tiny"))
+    if not task or task in BUILTIN_TASKS or given or backend != "tiny":
+        return
+    path = default_path(task, profile)
+    if not (path / "config.json").exists():
+        raise GridError(f"variant {label!r}: task {task!r} has no warm start for profile {profile!r} at {path}; make "
+                        f"one with: python -m minirl warmstart --task {task} --profile {profile} (run here), or give "
+                        "`init`")
+    if "train_settings" in accepted:
+        train["init"] = str(path)
+    elif "model" in accepted:
+        direct["model"] = str(path)
 
 
 def notebook_parameters(notebook: Path) -> dict:

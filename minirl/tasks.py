@@ -14,7 +14,11 @@ Write your own in a notebook:
                    sft_targets=lambda ex: [ex.answer])   # only needed for `warmstart`
 
 Rewards must never execute model text; use `minirl.safe_math` to read numbers and
-expressions.
+expressions. To train on it, `register_task("echo", my_task)` and `make_config(task="echo")` in
+the notebook, or, from a module, name it by its path everywhere a task name goes:
+`python -m minirl train --task mypkg.tasks:my_task`, a grid's `task: mypkg.tasks:my_task`
+(a Task or a function of no arguments returning one). Its warm start: `python -m minirl
+warmstart --task mypkg.tasks:my_task` (docs/your_own_task.md).
 """
 from __future__ import annotations
 
@@ -144,12 +148,70 @@ TASKS.update({"countdown_steps": _countdown_steps,                 # steps, then
               "gsm8k": _gsm8k, "math500": _math500})              # real data: minirl/math_data.py
 CHAT_TASKS = ("gsm8k", "math500")
 """Tasks whose prompts are written with the policy's chat template (they need its tokenizer)."""
+BUILTIN_TASKS = tuple(TASKS)
+"""The tasks minirl ships (the only ones with shipped warm starts); `register_task` adds yours."""
+
+
+def register_task(name: str, task: "Task | Callable[[], Task]") -> None:
+    """Make your Task (or a zero-argument function that builds one) known as `name`, so that
+    `make_config(task=name)` and everything that takes a task name reach it in this process.
+    A grid's cells and the command line run in other processes: give them the task's module
+    path instead ('mypkg.tasks:my_task', see docs/your_own_task.md). Registering a name again
+    replaces it (a notebook cell run twice); a built-in name is refused."""
+    if not isinstance(name, str) or not name or ":" in name:
+        raise ValueError(f"task name {name!r}: give a non-empty name without ':' (':' marks a module path)")
+    if name in BUILTIN_TASKS:
+        raise ValueError(f"task {name!r} is built in; register yours under another name")
+    TASKS[name] = _factory_of(task, name)
+
+
+def task_factory(name: str) -> Callable[..., Task]:
+    """The function that builds task `name` (a registered name or 'module:attribute'), not yet
+    called: how a config's task is checked without building it. ValueError when unknown."""
+    from .user_code import form, is_address, load_object
+
+    if is_address(name):
+        return _factory_of(load_object(name, "task"), name)
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}, or give your own as {form('task')}")
+    return TASKS[name]
 
 
 def get_task(name: str, seed: int = 0, tokenizer=None) -> Task:
-    """The task `name`; chat tasks format their prompts with `tokenizer`'s chat template."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
+    """The task `name` (registered, or your own as 'module:attribute': a Task or a zero-argument
+    function returning one); chat tasks format their prompts with `tokenizer`'s chat template."""
+    factory = task_factory(name)
     if name in CHAT_TASKS:
-        return TASKS[name](seed=seed, tokenizer=tokenizer)
-    return TASKS[name](seed=seed)
+        return factory(seed=seed, tokenizer=tokenizer)
+    return factory(seed=seed)
+
+
+def _factory_of(task, where: str) -> Callable[..., Task]:
+    """A `factory(seed=0)` for a user's Task or zero-argument function (the seed is the task's own
+    business: a user's task has one fixed split)."""
+    if isinstance(task, Task):
+        return lambda seed=0: task
+    needed = _required_arguments(task)
+    if needed is None or needed:
+        what = f"a function of ({', '.join(needed)})" if needed else f"of type {type(task).__name__}"
+        raise ValueError(f"task {where!r} is {what}; give a Task or a function of no arguments that returns one")
+
+    def build(seed=0):
+        made = task()
+        if not isinstance(made, Task):
+            raise ValueError(f"task {where!r}: calling it returned a {type(made).__name__}, not a minirl.tasks.Task")
+        return made
+    return build
+
+
+def _required_arguments(fn) -> list[str] | None:
+    """The arguments a call of `fn` must be given (None: `fn` is not callable)."""
+    import inspect
+
+    if not callable(fn):
+        return None
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):                       # a builtin without a signature: let the call tell
+        return []
+    return [p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]

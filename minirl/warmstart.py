@@ -20,9 +20,12 @@ from tqdm.auto import tqdm
 
 from .evaluation import evaluate
 from .models import SIZES, build_tiny_model, build_tokenizer
-from .tasks import Task
+from .run_folder import write_atomic
+from .tasks import BUILTIN_TASKS, Task, get_task
 
 ASSETS = Path(__file__).parent / "assets" / "warmstart"
+USER_WARMSTARTS = Path("warmstarts")
+"""Where the warm start of your own task goes, under the folder you run in (see `default_path`)."""
 
 
 @dataclass
@@ -43,7 +46,13 @@ TASK_WARMSTART = {"countdown_steps": dict(steps=1500)}
 
 
 def default_path(task: str, profile: str) -> Path:
-    return ASSETS / f"{task}-{profile}"
+    """The warm start a run of `task` starts from when it names none (`init`): the shipped one inside
+    the package for minirl's own tasks; for yours (a registered name or 'mypkg.tasks:my_task'),
+    warmstarts/<task>-<profile> under the current folder (':' written as '.'), where
+    `python -m minirl warmstart --task ...` puts it."""
+    if task in BUILTIN_TASKS:
+        return ASSETS / f"{task}-{profile}"
+    return (USER_WARMSTARTS / f"{task.replace(':', '.')}-{profile}").absolute()
 
 
 def sft_batch(task: Task, tokenizer, rng: random.Random, batch_size: int):
@@ -64,15 +73,20 @@ def sft_batch(task: Task, tokenizer, rng: random.Random, batch_size: int):
     return ids, mask, lab
 
 
-def warm_start(task: Task, profile: str, out: str | Path | None = None, config: WarmStartConfig | None = None,
+def warm_start(task: Task | str, profile: str, out: str | Path | None = None, config: WarmStartConfig | None = None,
                progress: bool = True) -> dict:
-    """Train a fresh tiny policy on `task.sft_targets`, save it (model + tokenizer), return stats."""
+    """Train a fresh tiny policy on `task.sft_targets`, save it (model + tokenizer), return stats.
+    `task` is a Task or a task's name ('countdown', or yours as 'mypkg.tasks:my_task'); `out`
+    defaults to `default_path` of that name, where a run of the task looks when it names no `init`."""
+    name = task if isinstance(task, str) else task.name
+    if isinstance(task, str):
+        task = get_task(task)
     if task.sft_targets is None:
         raise ValueError(f"task {task.name!r} has no sft_targets, so it cannot be warm-started")
     if profile not in SIZES:
         raise ValueError(f"unknown profile {profile!r} for the tiny model; choose one of: {', '.join(SIZES)}")
     config = config or WarmStartConfig(**{**PROFILE_WARMSTART[profile], **TASK_WARMSTART.get(task.name, {})})
-    out = Path(out) if out else default_path(task.name, profile)
+    out = Path(out) if out else default_path(name, profile)
     start = time.time()
     tokenizer = build_tokenizer()
     model = build_tiny_model(SIZES[profile], tokenizer, seed=config.seed)
@@ -93,5 +107,5 @@ def warm_start(task: Task, profile: str, out: str | Path | None = None, config: 
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     stats = {"task": task.name, "profile": profile, **dataclasses.asdict(config), "train_s": round(train_s, 1), **stats}
-    (out / "warmstart.json").write_text(json.dumps(stats, indent=2))
+    write_atomic(out / "warmstart.json", json.dumps(stats, indent=2))
     return {"path": str(out), **stats}

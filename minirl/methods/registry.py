@@ -34,6 +34,12 @@ keeps plain sampling, so pass@k still measures the policy):
 
 It returns G rows per example (group g = rows g·G … g·G+G−1) with `old_log_prob` and `entropy` of
 π_old at the training temperature, and the number of tokens it generated to get them.
+
+Your own method registers itself the same way from your own module; name it by the module path of
+its loss function (`--method mypkg.methods:my_loss`, a grid's `method: mypkg.methods:my_loss`),
+which imports the module, or import the module (`--import mypkg.methods`) and use its name
+(docs/your_own_task.md). Defining a method again under its name (a notebook cell run twice)
+replaces it; another function under a taken name is refused.
 """
 from __future__ import annotations
 
@@ -176,7 +182,7 @@ class Method:
             if key not in fields:
                 raise ValueError(f"method {self.name!r} has no setting {key!r}; choose one of: "
                                  f"{', '.join(fields)}")
-            setattr(config, key, _parse_value(key, raw, getattr(config, key)))
+            setattr(config, key, parse_value(key, raw, getattr(config, key)))
         return config
 
 
@@ -193,7 +199,7 @@ def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_
         raise ValueError(f"unknown needs {sorted(unknown)}; choose from: {', '.join(NEEDS)}")
 
     def wrap(fn: Callable) -> Callable:
-        if name in METHODS:
+        if name in METHODS and not _same_function(METHODS[name].policy_loss, fn):   # a cell run again replaces
             raise ValueError(f"method {name!r} is registered twice")
         METHODS[name] = Method(name, fn, config_cls, default_agg_mode, tuple(needs),
                                summary or (fn.__doc__ or "").strip().splitlines()[0], state_cls,
@@ -203,12 +209,29 @@ def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_
 
 
 def get_method(name: str) -> Method:
+    """The method registered as `name`, or your own by its module path 'mypkg.methods:my_loss': the
+    module is imported (its `@register_method` runs) and `my_loss` is the function it registered."""
+    from ..user_code import form, is_address, load_object
+
+    if is_address(name):
+        found = load_object(name, "method")
+        for method in METHODS.values():
+            if found is method or method.policy_loss is found:
+                return method
+        raise ValueError(f"method {name!r} is not a registered method: decorate {name.partition(':')[2]} with "
+                         "@minirl.methods.register_method('a_name', ...) in its module")
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
     return METHODS[name]
 
 
-def _parse_value(key: str, raw, current):
+def _same_function(old: Callable, new: Callable) -> bool:
+    """The same function defined again (a notebook cell or a module run twice), not another one."""
+    return all(getattr(old, a, None) == getattr(new, a, None) for a in ("__module__", "__qualname__"))
+
+
+def parse_value(key: str, raw, current):
+    """`raw` (a string from `--set` or a grid) as the type of the setting's `current` value."""
     if not isinstance(raw, str):
         return raw
     if raw.lower() == "none":

@@ -123,6 +123,12 @@ def test_a_bad_module_path_names_module_attribute_and_form(user_folder, capsys):
         assert main(["train", "--task", task, "--out", "unused"]) == 2
         err = capsys.readouterr().err
         assert expected in err and err.count("\n") == 1, err
+    (user_folder / "mine_methods.py").write_text(
+        "from minirl.methods import METHODS, register_method\n\n"
+        "@register_method('mine_grpo', summary='grpo again')\n"
+        "def loss(*args):\n    return METHODS['grpo'].policy_loss(*args)\n")
+    from minirl.methods import get_method
+    assert get_method("mine_methods:loss") is get_method("mine_methods:mine_grpo") is METHODS["mine_grpo"]
     assert main(["train", "--method", "mine:needs_an_argument", "--out", "unused"]) == 2
     assert "is not a registered method: decorate needs_an_argument with @minirl.methods.register_method" in \
         capsys.readouterr().err

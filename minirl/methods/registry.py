@@ -210,11 +210,19 @@ def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_
 
 def get_method(name: str) -> Method:
     """The method registered as `name`, or your own by its module path 'mypkg.methods:my_loss': the
-    module is imported (its `@register_method` runs) and `my_loss` is the function it registered."""
-    from ..user_code import form, is_address, load_object
+    module is imported (its `@register_method` runs) and `my_loss` is the function it registered (or
+    the name it registered it under)."""
+    from ..user_code import is_address, load_object
 
     if is_address(name):
-        found = load_object(name, "method")
+        module_name, _, attribute = name.partition(":")
+        try:
+            found = load_object(name, "method")                   # imports the module: its @register_method runs
+        except ValueError:
+            registered = METHODS.get(attribute)                    # 'mypkg.methods:my_method', its registered name
+            if registered is not None and registered.policy_loss.__module__ == module_name:
+                return registered
+            raise
         for method in METHODS.values():
             if found is method or method.policy_loss is found:
                 return method

@@ -1,10 +1,10 @@
-"""minirl's PPO-clip, Clip-Cov and KL-Cov losses agree with verl's registered policy losses.
+"""minirl's loss aggregation, PPO-clip, Clip-Cov and KL-Cov losses agree with verl's own.
 
 verl is the reference implementation: Clip-Cov and KL-Cov were merged into it from their official
 code (github.com/PRIME-RL/Entropy-Mechanism-of-RL), and the GRPO-family baselines are its recipes. The test
 is skipped when verl cannot be imported; importing `verl.trainer.ppo.core_algos` needs verl and,
-through `verl/__init__.py`, ray, tensordict, omegaconf, hydra-core, codetiming, orjson, ... .
-Checked against verl 0.9.1.
+through `verl/__init__.py`, ray, tensordict, omegaconf, transformers < 5.11, codetiming, ... .
+tests/test_verl_env.py builds an environment with verl 0.9.1 and runs this file there.
 """
 import pytest
 import torch
@@ -12,12 +12,15 @@ import torch
 core_algos = pytest.importorskip("verl.trainer.ppo.core_algos")
 verl_config = pytest.importorskip("verl.workers.config")
 
+from minirl.core import aggregate_loss  # noqa: E402
 from minirl.methods.clip_cov import ClipCovConfig, clip_cov_loss  # noqa: E402
+from minirl.methods.dr_grpo import DrGRPOConfig, dr_grpo_loss  # noqa: E402
 from minirl.methods.grpo import grpo_loss  # noqa: E402
 from minirl.methods.kl_cov import KLCovConfig, kl_cov_loss  # noqa: E402
 from minirl.methods.registry import PolicyLossConfig  # noqa: E402
 
 TOL = dict(rtol=1e-6, atol=1e-6)
+VERL_MODES = ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
 
 
 def verl_actor_config(loss_mode, eps_low=0.2, eps_high=0.2, c=3.0, **policy_loss):
@@ -45,7 +48,25 @@ def loss_and_grad(fn, old, new, adv, mask, *args):
     return loss.detach(), grad, metrics
 
 
-@pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"])
+@pytest.mark.parametrize("loss_scale_factor", [None, 16])
+@pytest.mark.parametrize("mode", VERL_MODES)
+def test_aggregation_is_verl_agg_loss(mode, loss_scale_factor):
+    """core.aggregate_loss is verl's agg_loss on one batch, a row without a token included."""
+    g = torch.Generator().manual_seed(4)
+    loss_mat = torch.randn(6, 9, generator=g)
+    mask = (torch.arange(9)[None, :] < torch.tensor([9, 2, 0, 5, 1, 7])[:, None]).float()     # row 2 empty
+    ours = aggregate_loss(loss_mat, mask, mode, loss_scale_factor)
+    verl = core_algos.agg_loss(loss_mat, mask, mode, loss_scale_factor=loss_scale_factor)
+    torch.testing.assert_close(ours, verl, **TOL)
+
+
+def test_sum_norm_on_ones_is_one_as_in_verl():
+    ones = torch.ones(2, 3)
+    assert aggregate_loss(ones, ones, "seq-mean-token-sum-norm").item() == 1.0
+    assert core_algos.agg_loss(ones, ones, "seq-mean-token-sum-norm").item() == 1.0
+
+
+@pytest.mark.parametrize("mode", VERL_MODES)
 def test_ppo_clip_matches_verl_vanilla(mode):
     old, new, adv, mask = random_batch()
     ours = loss_and_grad(grpo_loss, old, new, adv, mask, mode, PolicyLossConfig(0.2, 0.28, 3.0))
@@ -56,6 +77,16 @@ def test_ppo_clip_matches_verl_vanilla(mode):
     assert ours[2]["clip_frac"] == pytest.approx(verl[2]["actor/pg_clipfrac"], abs=1e-6)
     assert ours[2]["clip_frac_lower"] == pytest.approx(verl[2]["actor/pg_clipfrac_lower"], abs=1e-6)
     assert ours[2]["ppo_kl"] == pytest.approx(verl[2]["actor/ppo_kl"], abs=1e-6)
+
+
+def test_dr_grpo_is_verl_vanilla_in_seq_mean_token_sum_norm_with_a_constant_length():
+    old, new, adv, mask = random_batch(seed=5)
+    config = verl_actor_config("vanilla")
+    config.global_batch_info["loss_scale_factor"] = 16              # what verl's ppo_loss passes on
+    ours = loss_and_grad(dr_grpo_loss, old, new, adv, mask, "seq-mean-token-sum-norm", DrGRPOConfig(loss_scale_factor=16))
+    verl = loss_and_grad(core_algos.get_policy_loss_fn("vanilla"), old, new, adv, mask, "seq-mean-token-sum-norm", config)
+    torch.testing.assert_close(ours[0], verl[0], **TOL)
+    torch.testing.assert_close(ours[1], verl[1], **TOL)
 
 
 def test_clip_cov_matches_verl_with_the_same_random_subset():

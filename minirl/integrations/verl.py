@@ -64,13 +64,14 @@ actor/ppo_kl, every other field → actor/<method>/<name> (pg_loss is left to ve
 
 Install. verl 0.9.1 pins transformers<5.11 and imports ray at import time, so it lives in its own
 environment (the TRL extra needs transformers 5.23). The recipe that imports
-`verl.trainer.ppo.core_algos` and passes tests/test_integration_verl.py:
+`verl.trainer.ppo.core_algos` and passes tests/test_parity_verl.py and tests/test_integration_verl.py
+(tests/test_verl_env.py builds this environment and runs them there):
 
     python -m venv verlenv && . verlenv/bin/activate
-    pip install torch==2.13.0                    # CPU wheel: add --index-url https://download.pytorch.org/whl/cpu
+    pip install torch==2.13.0 packaging numpy ray omegaconf codetiming \
+        "tensordict>=0.8.0,<=0.10.0,!=0.9.0" "transformers>=5.5.3,<5.11,!=5.6.0"
+                                                 # torch's CPU build is enough: the losses run on CPU
     pip install --no-deps verl==0.9.1
-    pip install packaging numpy ray omegaconf hydra-core codetiming orjson \
-        "tensordict>=0.8.0,<=0.10.0,!=0.9.0" "transformers>=5.0,<5.11"
     pip install --no-deps -e .                   # minirl itself (its methods need only torch)
 """
 from __future__ import annotations

@@ -6,13 +6,20 @@ needs no second "old log-prob" pass. Both are taken from temperature-scaled logi
 verl), before top-p truncation. They are recorded step by step during generation
 (`TokenStats`), so memory holds one step's (B, V) logits, not all of them: with a real
 vocabulary (Qwen: 151,936 tokens) 64 rows × 512 steps of float32 logits would be 20 GB.
+
+Each distinct prompt is prefilled once and its KV cache is copied to the G rows of its group
+(`decode`); the rest is `model.generate`'s sampling loop, so the same seed draws the same tokens
+with the same log-probs, bit for bit on CPU at the course's batch shapes (tests/test_rollout_shared_prefill.py).
+The prefill runs fewer rows than before, and a matrix product's last bits may depend on its row
+count: on two threads a single prompt's prefill moved log-probs by ~1e-6 (measured); on a GPU
+expect the same order.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from .diagnostics import token_entropy
 
@@ -108,33 +115,26 @@ def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperatur
     from a given start of its response, as branching methods do; those tokens count as part
     of the response and their log-probs and entropies are recomputed by one forward pass
     (`chunk_rows` rows at a time). `stop_ids`: tokens that end a row besides EOS (kept in it),
-    e.g. the end of a tool call.
+    e.g. the end of a tool call. Rows that start from the same tokens (the G rows of a group)
+    are prefilled once and share that KV cache (`decode`).
     """
     if temperature < 0 or not 0 < top_p <= 1:
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1 (got {temperature}, {top_p})")
     rows = [p for p in prompts for _ in range(group_size)]
-    prompt = tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
     prefixes = prefix_ids or [[] for _ in rows]
     if len(prefixes) != len(rows):
         raise ValueError(f"got {len(prefixes)} prefixes for {len(rows)} rows")
-    inputs = prompt
-    if prefix_ids is not None:                                   # prompt + given start of the response
-        inputs = tokenizer.pad({"input_ids": [tokenizer(r, add_special_tokens=False)["input_ids"] + list(p)
-                                              for r, p in zip(rows, prefixes)]}, return_tensors="pt")
+    unique = list(dict.fromkeys(prompts))                        # each prompt text tokenized once
+    encoded = dict(zip(unique, tokenizer(unique, add_special_tokens=False)["input_ids"]))
     device = model.device
-    prompt = {k: prompt[k].to(device) for k in ("input_ids", "attention_mask")}
-    inputs = {k: inputs[k].to(device) for k in ("input_ids", "attention_mask")}
-    greedy = temperature == 0
+    prompt = _left_pad(tokenizer, [encoded[r] for r in rows], device)
+    inputs = prompt if prefix_ids is None else _left_pad(tokenizer, [encoded[r] + list(p)
+                                                                     for r, p in zip(rows, prefixes)], device)
+    stops = [tokenizer.eos_token_id, *(stop_ids or [])]
     stats = TokenStats(temperature)
-    out = model.generate(      # top_k and repetition penalty off: a checkpoint's generation_config may set them
-        input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-        do_sample=not greedy, temperature=None if greedy else temperature, top_p=None if greedy else top_p,
-        top_k=None, repetition_penalty=1.0, max_new_tokens=max_new_tokens, return_dict_in_generate=True,
-        logits_processor=LogitsProcessorList([stats]),
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=[tokenizer.eos_token_id, *(stop_ids or [])])
-    new_tokens = out.sequences[:, inputs["input_ids"].shape[1]:]                     # (B, T_new)
-    stops = {tokenizer.eos_token_id, *(stop_ids or [])}
-    response_ids = [list(p) + _until_stop(t.tolist(), stops) for p, t in zip(prefixes, new_tokens)]
+    new_tokens = decode(model, inputs["input_ids"], inputs["attention_mask"], temperature, top_p, max_new_tokens,
+                        stops, tokenizer.pad_token_id, stats)                     # (B, T_new)
+    response_ids = [list(p) + _until_stop(t.tolist(), set(stops)) for p, t in zip(prefixes, new_tokens)]
     ids, mask = pad_responses(response_ids, tokenizer.pad_token_id, device)
     T = ids.shape[1]
     if prefix_ids is None:
@@ -146,6 +146,72 @@ def sample(model, tokenizer, prompts: list[str], group_size: int = 1, temperatur
     completions = tokenizer.batch_decode([[t for t in r if t != tokenizer.eos_token_id] for r in response_ids])
     return Rollout(prompt["input_ids"], prompt["attention_mask"], ids, mask, old_log_prob, entropy,
                    completions, torch.tensor([len(p) for p in prefixes]))
+
+
+def _left_pad(tokenizer, ids: list[list[int]], device) -> dict:
+    """{"input_ids", "attention_mask"}: (B, P) each, padded as the tokenizer pads (left, for generation)."""
+    batch = tokenizer.pad({"input_ids": ids}, return_tensors="pt")
+    return {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
+
+
+@torch.no_grad()
+def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float, top_p: float,
+           max_new_tokens: int, stop_ids: list[int], pad_id: int, stats: LogitsProcessor) -> torch.Tensor:
+    """The new tokens (B, T_new) that `model.generate(do_sample=temperature > 0, temperature, top_p,
+    top_k=None)` draws from the same random state, token for token, but with each distinct row of
+    `input_ids` prefilled once: its KV cache is then copied to the rows that repeat it (the G rows
+    of a group), so a prompt costs one row of prefill instead of G. Every row's logits are those
+    of its own prefill (checked bitwise in tests/test_rollout_shared_prefill.py). A finished row
+    (it drew a stop token) is filled with `pad_id`; `stats` sees every step's raw logits."""
+    first, row_of = distinct_rows(input_ids)                                             # (U,), (B,)
+    padded = not bool(attention_mask.all())            # generate drops an all-ones mask; so do we
+    position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)   # as generate
+    out = model.get_decoder()(input_ids=input_ids[first], attention_mask=attention_mask[first] if padded else None,
+                              position_ids=position_ids[first], use_cache=True)
+    cache = out.past_key_values
+    cache.batch_select_indices(row_of)                 # (U, ...) -> (B, ...): each row gets its input's cache
+    # the LM head on all B rows, and on the same strided view generate takes: the bits of a matrix
+    # product may depend on its row count and on its input's memory layout
+    last = out.last_hidden_state[row_of][:, -1:]                                         # (B, 1, d)
+    logits = model.get_output_embeddings()(last)[:, -1].to(dtype=torch.float32)        # (B, V)
+    warpers = LogitsProcessorList([stats])             # in generate's order: custom, temperature, top-p
+    if temperature > 0 and temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(temperature))
+    if temperature > 0 and top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p=top_p, min_tokens_to_keep=1))
+    stop = torch.tensor(stop_ids, device=input_ids.device)
+    unfinished = torch.ones(len(input_ids), dtype=torch.long, device=input_ids.device)
+    tokens, seen, position = [], input_ids, position_ids[:, -1:]
+    for t in range(max_new_tokens):
+        scores = warpers(seen, logits)
+        if temperature > 0:
+            token = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        else:
+            token = torch.argmax(scores, dim=-1)
+        token = token * unfinished + pad_id * (1 - unfinished)
+        tokens.append(token)
+        seen = torch.cat([seen, token[:, None]], dim=-1)
+        unfinished = unfinished & ~torch.isin(token, stop)
+        if t == max_new_tokens - 1 or not unfinished.any():
+            break
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(token), 1))], dim=-1)
+        position = position + 1
+        out = model(input_ids=token[:, None], attention_mask=attention_mask if padded else None,
+                    position_ids=position, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        logits = out.logits[:, -1].to(dtype=torch.float32)
+    return torch.stack(tokens, dim=1)
+
+
+def distinct_rows(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(first, row_of): the first row of each distinct row of `ids` (U,), in order, and for every
+    row the index of its distinct row (B,), so that ids[first][row_of] == ids."""
+    first_row: dict[tuple, int] = {}
+    keys = [tuple(row) for row in ids.tolist()]
+    for i, key in enumerate(keys):
+        first_row.setdefault(key, i)
+    rank = {key: j for j, key in enumerate(first_row)}
+    return (torch.tensor(list(first_row.values()), device=ids.device),
+            torch.tensor([rank[key] for key in keys], device=ids.device))
 
 
 def pad_responses(responses: list[list[int]], pad_id: int, device, masks: list[list[float]] | None = None):

@@ -17,8 +17,16 @@ are the numbers to quote, and the run reports how many cores other processes kep
 of each side are dropped. Rollout tokens/s = generated response tokens (EOS included) per
 second of the whole step. Not a test: it asserts no timings.
 
-    python benchmarks/bench_grpo_step.py                     # profile cpu, 3 warm-up + 15 steps
-    python benchmarks/bench_grpo_step.py --profile smoke --steps 5 --warmup 1
+Two minirl sides take turns after each TRL cycle: the default trainer (its sampler prefills each
+prompt once; same numbers as before, bit for bit) and the same trainer with
+`share_prompt_update` (group-aligned mini-batches that run each prompt once with gradient; same
+loss and gradients to ~1e-7, so not bit for bit). `--group-sizes 4 8 16` repeats the whole
+comparison for each group size G (prompts per step fixed), to show how each side's cost grows
+with G. Medians with the interquartile range, and the load average (`os.getloadavg()`) before
+and after each run, are printed.
+
+    python benchmarks/bench_grpo_step.py                     # profile cpu, G = 8, 3 warm-up + 20 steps
+    python benchmarks/bench_grpo_step.py --profile smoke --group-sizes 4 8 16
 """
 from __future__ import annotations
 
@@ -44,12 +52,12 @@ from minirl.trainer import Trainer
 from minirl.warmstart import default_path
 
 
-def make_trl_trainer(profile: str, cycles: int, out: str, callback):
+def make_trl_trainer(profile: str, cycles: int, out: str, callback, group_size: int | None = None):
     """TRL's GRPOTrainer on a fresh copy of the warm start, set up like minirl's profile."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    cfg = make_config(profile)
+    cfg = make_config(profile, **({"group_size": group_size} if group_size else {}))
     task = get_task(cfg.task)
     model, tokenizer = load_policy(default_path(task.name, profile))
     rows, updates = cfg.prompts_per_step * cfg.group_size, cfg.num_mini_batches
@@ -81,12 +89,14 @@ def make_trl_trainer(profile: str, cycles: int, out: str, callback):
 
 
 class Alternate(TrainerCallback):
-    """Runs inside TRL's loop: after each TRL generation cycle (`every` optimizer steps), one
-    minirl step. Each side is timed on its own, so both see the same background load."""
+    """Runs inside TRL's loop: after each TRL generation cycle (`every` optimizer steps), one step
+    of each minirl trainer, in turn. Each side is timed on its own, so all see the same load."""
 
-    def __init__(self, minirl_trainer: Trainer, every: int):
-        self.minirl, self.every = minirl_trainer, every
-        self.trl_s, self.minirl_s, self.minirl_tokens, self.generated = [], [], [], []
+    def __init__(self, minirl_trainers: dict[str, Trainer], every: int):
+        self.minirl, self.every = minirl_trainers, every
+        self.trl_s, self.generated = [], []
+        self.minirl_s = {name: [] for name in minirl_trainers}
+        self.minirl_tokens = {name: [] for name in minirl_trainers}
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.perf_counter()
@@ -95,31 +105,45 @@ class Alternate(TrainerCallback):
         if state.global_step % self.every:
             return
         self.trl_s.append(time.perf_counter() - self.start)          # one TRL cycle = one GRPO step
-        start = time.perf_counter()
-        m = self.minirl.train_step()
-        self.minirl_s.append(time.perf_counter() - start)
-        c = self.minirl.config
-        self.minirl_tokens.append(m["response_len"] * c.prompts_per_step * c.group_size)
+        for name, trainer in self.minirl.items():
+            start = time.perf_counter()
+            m = trainer.train_step()
+            self.minirl_s[name].append(time.perf_counter() - start)
+            c = trainer.config
+            self.minirl_tokens[name].append(m["response_len"] * c.prompts_per_step * c.group_size)
         self.start = time.perf_counter()
 
 
-def run(profile: str, warmup: int, steps: int) -> tuple[dict, dict]:
-    # steps and eval_every huge: train_step evaluates when step % eval_every == 0 or step == steps
-    ours = Trainer(make_config(profile, steps=10**9, eval_every=10**9))
-    rows = ours.config.prompts_per_step * ours.config.group_size
-    timer = Alternate(ours, ours.config.num_mini_batches)
+def minirl_trainers(profile: str, group_size: int) -> dict[str, Trainer]:
+    """The default trainer and one with `share_prompt_update`, each on its own copy of the warm start."""
+    def make():
+        # steps and eval_every huge: train_step evaluates when step % eval_every == 0 or step == steps
+        return Trainer(make_config(profile, steps=10**9, eval_every=10**9, group_size=group_size))
+    shared = make()
+    shared.share_prompt_update = True
+    return {"minirl": make(), "minirl + shared-prompt update": shared}
+
+
+def run(profile: str, warmup: int, steps: int, group_size: int | None = None) -> dict[str, dict]:
+    """{side: summary} for one group size (the profile's by default); TRL under "TRL GRPOTrainer"."""
+    group_size = group_size or make_config(profile).group_size
+    ours = minirl_trainers(profile, group_size)
+    first = next(iter(ours.values())).config
+    rows = first.prompts_per_step * group_size
+    timer = Alternate(ours, first.num_mini_batches)
     with tempfile.TemporaryDirectory() as out:
-        make_trl_trainer(profile, warmup + steps, out, timer).train()
+        make_trl_trainer(profile, warmup + steps, out, timer, group_size).train()
     if len(timer.generated) != warmup + steps or any(n != rows for n, _ in timer.generated):
         raise RuntimeError(f"expected {warmup + steps} TRL generation batches of {rows} completions, "
                            f"got {[n for n, _ in timer.generated]}")
     trl_tokens = [t for _, t in timer.generated]
-    return (summarize(timer.minirl_s[warmup:], timer.minirl_tokens[warmup:]),
-            summarize(timer.trl_s[warmup:], trl_tokens[warmup:]))
+    sides = {name: summarize(timer.minirl_s[name][warmup:], timer.minirl_tokens[name][warmup:]) for name in ours}
+    return {**sides, "TRL GRPOTrainer": summarize(timer.trl_s[warmup:], trl_tokens[warmup:])}
 
 
 def summarize(times: list[float], tokens: list[float]) -> dict:
-    return {"median_s": statistics.median(times), "mean_s": statistics.mean(times),
+    q1, _, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0],) * 3
+    return {"median_s": statistics.median(times), "q1_s": q1, "q3_s": q3, "mean_s": statistics.mean(times),
             "std_s": statistics.stdev(times) if len(times) > 1 else 0.0, "n": len(times),
             "tokens_per_s": sum(tokens) / sum(times), "tokens_per_step": sum(tokens) / len(tokens)}
 
@@ -142,30 +166,34 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu"])
-    parser.add_argument("--steps", type=int, default=15, help="measured steps per side")
+    parser.add_argument("--steps", type=int, default=20, help="measured steps per side")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured steps per side, run first")
+    parser.add_argument("--group-sizes", type=int, nargs="+", default=None,
+                        help="samples per prompt G, one comparison each (default: the profile's)")
     a = parser.parse_args()
     warnings.filterwarnings("ignore")
     transformers.logging.set_verbosity_error()
-
-    (busy0, own0), start = busy_cpu_s(), time.perf_counter()
-    ours, trl_ = run(a.profile, a.warmup, a.steps)
-    (busy1, own1), wall = busy_cpu_s(), time.perf_counter() - start
     cfg = make_config(a.profile)
+    sizes = a.group_sizes or [cfg.group_size]
     print(f"\n- date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
     print(f"- machine: {machine()}")
-    print(f"- other processes used {((busy1 - busy0) - (own1 - own0)) / wall:.2f} of the "
-          f"{os.cpu_count()} cores on average during the {wall:.0f} s run (0 = quiet machine)")
-    print(f"- command: `python benchmarks/bench_grpo_step.py --profile {a.profile} --steps {a.steps} --warmup {a.warmup}`")
-    print(f"- config: profile {a.profile}, {cfg.prompts_per_step} prompts x {cfg.group_size} samples, "
-          f"{cfg.num_mini_batches} updates per step, lr {cfg.lr}, {a.warmup} warm-up + {a.steps} measured steps\n")
-    print("| trainer | s/step (median) | s/step (mean ± std) | rollout tokens/s | tokens/step |")
-    print("|---|---|---|---|---|")
-    for name, r in (("minirl", ours), ("TRL GRPOTrainer", trl_)):
-        print(f"| {name} | {r['median_s']:.3f} | {r['mean_s']:.3f} ± {r['std_s']:.3f} | "
-              f"{r['tokens_per_s']:.0f} | {r['tokens_per_step']:.0f} |")
-    print(f"\nratio TRL / minirl (median s/step): {trl_['median_s'] / ours['median_s']:.2f}x "
-          f"(goal: >= 1.5x)")
+    print(f"- command: `python benchmarks/bench_grpo_step.py --profile {a.profile} --steps {a.steps} "
+          f"--warmup {a.warmup} --group-sizes {' '.join(map(str, sizes))}`")
+    print(f"- config: profile {a.profile}, {cfg.prompts_per_step} prompts x G samples, {cfg.num_mini_batches} "
+          f"updates per step, lr {cfg.lr}, {a.warmup} warm-up + {a.steps} measured steps per side\n")
+    print("| G | trainer | s/step median [IQR] | TRL / this | rollout tokens/s | load avg 1 min (start → end) |")
+    print("|---|---|---|---|---|---|")
+    for G in sizes:
+        load0, (busy0, own0), start = os.getloadavg()[0], busy_cpu_s(), time.perf_counter()
+        sides = run(a.profile, a.warmup, a.steps, G)
+        load1, (busy1, own1), wall = os.getloadavg()[0], busy_cpu_s(), time.perf_counter() - start
+        trl_median = sides["TRL GRPOTrainer"]["median_s"]
+        others = ((busy1 - busy0) - (own1 - own0)) / wall
+        for name, r in sides.items():
+            print(f"| {G} | {name} | {r['median_s']:.3f} [{r['q1_s']:.3f}–{r['q3_s']:.3f}] | "
+                  f"{trl_median / r['median_s']:.2f}× | {r['tokens_per_s']:.0f} | "
+                  f"{load0:.1f} → {load1:.1f} (others: {others:.2f} of {os.cpu_count()} cores) |", flush=True)
+    print("\nTRL / this = TRL's median s/step over this side's, in the same run (goal: >= 2.0 at profile cpu)")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,30 @@ def policy_forward(model, prompt_ids, prompt_mask, response_ids, temperature: fl
     return out.logits[:, :-1, :].float() / max(temperature, 1e-6)
 
 
+def shared_prompt_forward(model, prompt_ids, prompt_mask, response_ids, temperature: float = 1.0) -> torch.Tensor:
+    """`policy_forward`'s logits (B, T, V), with each distinct prompt run once: its first P-1 tokens
+    go through the model once (with gradient), their KV cache is copied to every row that has that
+    prompt, and each row runs only [last prompt token; response[:-1]] on top of it. The gradient of
+    the copies adds up in the shared prompt, so loss and gradients equal policy_forward's up to
+    float rounding (~1e-7; tests/test_trainer_shared_prompt.py). A model with gradient
+    checkpointing (no KV cache in training) takes policy_forward."""
+    P, T = prompt_ids.shape[1], response_ids.shape[1]
+    checkpointing = getattr(model, "is_activation_checkpointing", getattr(model, "is_gradient_checkpointing", False))
+    if P < 2 or (model.training and checkpointing):
+        return policy_forward(model, prompt_ids, prompt_mask, response_ids, temperature)
+    first, row_of = distinct_rows(prompt_ids)                                              # (U,), (B,)
+    position_ids = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)                            # as policy_forward
+    head = model(input_ids=prompt_ids[first, :-1], attention_mask=prompt_mask[first, :-1],
+                 position_ids=position_ids[first, :-1], use_cache=True, logits_to_keep=1)
+    cache = head.past_key_values
+    cache.batch_select_indices(row_of)                               # (U, ...) -> (B, ...), differentiable
+    tail = torch.cat([prompt_ids[:, -1:], response_ids[:, :-1]], dim=1)                    # (B, T)
+    attention_mask = torch.cat([prompt_mask, torch.ones_like(response_ids[:, :-1])], dim=1)
+    out = model(input_ids=tail, attention_mask=attention_mask, position_ids=position_ids[:, -1:] + torch.arange(T),
+                past_key_values=cache, use_cache=True)
+    return out.logits.float() / max(temperature, 1e-6)
+
+
 def gather_log_prob(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """log softmax(logits)[ids], shape of `ids`."""
     return torch.log_softmax(logits, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)

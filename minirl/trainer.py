@@ -38,7 +38,8 @@ from .hf import adapter_state, is_lora, load_adapter_state, load_hf_policy, refe
 from .law_check import LawCheck
 from .methods import BatchContext, LossExtras, SamplingContext, get_method
 from .models import load_policy
-from .rollout import Rollout, concat_rollouts, gather_log_prob, policy_forward, score
+from .rollout import (Rollout, concat_rollouts, distinct_rows, gather_log_prob, policy_forward, score,
+                      shared_prompt_forward)
 from .run_folder import CHECKPOINT, CONFIG, METRICS, claim, history_up_to, load_checkpoint_file, save_atomic, write_atomic
 from .tasks import Task, get_task
 from .tools import sample_for_task
@@ -57,6 +58,11 @@ class Diverged(ValueError):
 
 
 class Trainer:
+    share_prompt_update = False
+    """Group-aligned mini-batches whose shared prompts run once (rollout.shared_prompt_forward):
+    faster, same loss and gradients up to float rounding (~1e-7), so not bit for bit the runs
+    made without it; off by default."""
+
     def __init__(self, config: TrainConfig, out: str | Path | None = None, task: Task | None = None,
                  model=None, tokenizer=None):
         self.config = config.validate(check_task=task is None)     # a config built directly is checked too
@@ -261,7 +267,7 @@ class Trainer:
                            batch_mean_advantage=masked_mean(adv_tok, rollout.response_mask).item())
         divide_by_seqs = getattr(self.method_config, "divide_by_seqs", False)
         for _ in range(c.ppo_epochs):
-            order = torch.randperm(len(rollout))
+            order = torch.randperm(len(rollout)) if not self.share_prompt_update else self._group_order(rollout)
             for index in order.chunk(c.num_mini_batches):
                 parts = index.split(c.micro_batch_size) if c.micro_batch_size else [index]
                 total = aggregation_count(rollout.response_mask[index], self.agg_mode, divide_by_seqs)
@@ -288,6 +294,12 @@ class Trainer:
             if p.requires_grad:
                 self._check_finite("weight", p.detach())
         return {_metric_name(self.method.name, k): v / n_updates for k, v in sums.items()}
+
+    @staticmethod
+    def _group_order(rollout: Rollout) -> torch.Tensor:
+        """A shuffled order of the rows in which the rows of one prompt stay together."""
+        _, row_of = distinct_rows(rollout.prompt_ids)
+        return torch.argsort(torch.randperm(int(row_of.max()) + 1)[row_of], stable=True)
 
     def _optimizer_step(self) -> None:
         """One AdamW step; an update too large for float32 (lr / (1 − β1) overflows) is a divergence."""
@@ -318,7 +330,8 @@ class Trainer:
         mb = rollout.select(index)
         T = int(mb.response_mask.nonzero()[:, 1].max()) + 1 if mb.response_mask.any() else 1   # trim padding
         mask, old_log_prob, adv = mb.response_mask[:, :T], mb.old_log_prob[:, :T], adv_tok[index, :T]
-        logits = policy_forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T], c.temperature)
+        forward = shared_prompt_forward if self.share_prompt_update else policy_forward
+        logits = forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T], c.temperature)
         log_prob = gather_log_prob(logits, mb.response_ids[:, :T])
         extra = LossExtras(
             entropy=token_entropy(logits) if "entropy" in self.method.needs else None,

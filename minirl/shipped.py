@@ -1,6 +1,6 @@
 """The course's comparison runs, shipped with the package: metrics only, no checkpoints.
 
-Notebooks 03, 04 and 08 compare many methods × 3 seeds × 120 steps, 25-35 minutes of training on
+Notebooks 03, 04 and 08 compare many methods × 5 seeds × 120 steps, about an hour of training on
 2 cores. The runs are the cells of three grids (`grids/cpu_all_methods.yaml`, `cpu_steps_methods.yaml`,
 `cpu_tool_methods.yaml`); each grid's metrics ship as one gzip'd JSON file in `minirl/assets/results/`,
 so that the notebooks draw the comparison in seconds:

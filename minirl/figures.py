@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import SymLogNorm, to_rgb
+from matplotlib.colors import to_rgb
 
 from .comparison_figures import METRIC_AXES, _mean_over_seeds, method_comparison_figure  # noqa: F401
 from .plots import line_styles, moving_average, series
@@ -35,28 +35,6 @@ def eta_sweep_figure(sweeps: dict[str, dict]) -> plt.Figure:
     for ax in (ax_abs, ax_rel):
         ax.grid(alpha=0.3, which="both")
         ax.legend()
-    return fig
-
-
-def sign_map_figure(probs, advs, grid: np.ndarray, n_arms: int) -> plt.Figure:
-    """Exact ΔH (colour, symmetric log scale) when one arm of probability π_0 receives
-    advantage A; the dashed lines are A = 0 and the Lemma's border π_0 = 1/K."""
-    fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
-    limit = np.abs(grid).max()
-    mesh = ax.pcolormesh(probs, advs, grid, cmap="RdBu", shading="auto",
-                         norm=SymLogNorm(linthresh=limit * 1e-3, vmin=-limit, vmax=limit))
-    ticks = [s * limit * 10.0 ** -e for s in (-1, 1) for e in (0, 1, 2)] + [0.0]
-    fig.colorbar(mesh, ax=ax, label="exact ΔH (nats, symmetric log scale)", ticks=sorted(ticks), format="%.0e")
-    ax.axhline(0, color="k", ls="--", lw=1, label="A = 0")
-    ax.axvline(1 / n_arms, color="k", ls=":", lw=1.5, label=rf"$\pi_0 = 1/K$ ($\log\pi_0 = -H$), K = {n_arms}")
-    ax.set_xscale("log")
-    for x, y, text in [(0.03, 0.9, "rare arm, A > 0:\nH rises"), (0.97, 0.9, "likely arm, A > 0:\nH falls"),
-                       (0.03, 0.1, "rare arm, A < 0:\nH falls"), (0.97, 0.1, "likely arm, A < 0:\nH rises")]:
-        ax.text(x, y, text, transform=ax.transAxes, ha="left" if x < 0.5 else "right", va="center",
-                fontsize=9, bbox=dict(facecolor="white", alpha=0.8, lw=0))
-    ax.set(title="Sign of the entropy change: red = H falls, blue = H rises",
-           xlabel=r"probability $\pi_0$ of the pushed arm (log scale)", ylabel="advantage A of that arm")
-    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     return fig
 
 

@@ -134,7 +134,12 @@ def entropy_change_figure(eta: float, p_arm: float, adv: float, n_arms: int = 10
     now_exact, now_predicted = _one_arm_change(p_arm, adv, eta, n_arms)
     ax_h.plot([p_arm, p_arm], [now_exact, now_predicted], "ko", ms=5, label=f"π_0 = {p_arm:.3f}")
     ax_h.axhline(0, color="k", lw=0.8)
-    ax_h.axvline(1 / n_arms, color="k", ls=":", label=f"π_0 = 1/K (K = {n_arms}): the sign flips")
+    ax_h.axvline(1 / n_arms, color="k", ls=":", label=f"π_0 = 1/K (K = {n_arms}): first-order border")
+    try:                                # the exact border moves with η·A (none when A = 0)
+        border = theory.exact_sign_border(adv, eta, n_arms)
+        ax_h.axvline(border, color="tab:red", ls="--", lw=1, label=f"π_0 = {border:.3f}: exact border at this η, A")
+    except ValueError:
+        pass
     ax_h.set(title=f"ΔH at π_0 = {p_arm:.3f}: exact {now_exact:+.4f}, predicted {now_predicted:+.4f} nats",
              xlabel="probability π_0 of the pushed arm (log scale)", ylabel="entropy change ΔH (nats)")
     for ax in (ax_p, ax_h):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .config import PROFILES, make_config
+from .metrics import read_metrics
 from .methods import METHODS, get_method
 from .settings import TRAIN, route
 from .tasks import get_task, task_factory
@@ -328,8 +329,6 @@ def _typed(key: str, raw: str, current):
 
 
 def _read_all(run_dir) -> list[dict]:
-    from .trainer import read_metrics
-
     return read_metrics(run_dir)
 
 

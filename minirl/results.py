@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .run_folder import write_atomic
-from .trainer import METRICS_SCHEMA, read_metrics
+from .metrics import METRICS_SCHEMA, read_metrics
 
 MANIFEST, CELL, DONE, ERROR = "minirl-results.json", "cell.json", "done.json", "error.txt"
 ID_COLUMNS = ("run_id", "notebook", "variant", "method", "seed", "profile")

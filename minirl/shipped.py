@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .results import CELL, DONE, ERROR, MANIFEST, open_results, record_cells
 from .run_folder import atomic_file, write_atomic
-from .trainer import METRICS_SCHEMA, read_metrics
+from .metrics import METRICS_SCHEMA, read_metrics
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "results"
 FORMAT = 1

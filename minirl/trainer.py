@@ -37,20 +37,15 @@ from .evaluation import evaluate
 from .hf import adapter_state, is_lora, load_adapter_state, load_hf_policy, reference_policy
 from .law_check import LawCheck
 from .methods import BatchContext, LossExtras, SamplingContext, get_method
+# read_metrics and TIME_KEYS are still importable from here; minirl.metrics is their home
+from .metrics import METRIC_KEYS, METRICS_SCHEMA, TIME_KEYS, metric_name, read_metrics  # noqa: F401
 from .models import load_policy
 from .rollout import (Rollout, concat_rollouts, distinct_rows, gather_log_prob, policy_forward, score,
                       shared_prompt_forward)
 from .run_folder import CHECKPOINT, CONFIG, METRICS, claim, history_up_to, load_checkpoint_file, save_atomic, write_atomic
 from .tasks import Task, get_task
 from .tools import sample_for_task
-
-METRICS_SCHEMA = 1
-TIME_KEYS = ("tokens_per_s", "step_s", "wall_s")
-# what a method's loss may report under these bare names; anything else goes under "<method>/"
-UPDATE_KEYS = ("pg_loss", "clip_frac", "clip_frac_lower", "ppo_kl", "kl_ref", "grad_norm", "batch_entropy_change")
-METRIC_KEYS = ("step", "entropy", "reward", "accuracy", "pass_at_1", "pass_at_k", "eval_entropy",
-               "response_len", "tokens_sampled", "pg_loss", "clip_frac", "clip_frac_lower", "ppo_kl", "kl_ref", "grad_norm",
-               "cov_mean", "cov_top", "entropy_delta", "batch_entropy_change", "frac_all_equal_groups") + TIME_KEYS
+from .warmstart import default_path
 
 
 class Diverged(ValueError):
@@ -140,7 +135,7 @@ class Trainer:
         metrics = {
             "step": self.step, "entropy": entropy, "reward": rewards.mean().item(),
             "accuracy": (rewards >= 1.0).float().mean().item(), "response_len": n_tokens / len(sampled),
-            **update, **{_metric_name(self.method.name, k): v for k, v in batch_metrics.items()}, "cov_mean": cov_mean, "cov_top": cov_top,
+            **update, **{metric_name(self.method.name, k): v for k, v in batch_metrics.items()}, "cov_mean": cov_mean, "cov_top": cov_top,
             "entropy_delta": None if self.prev_entropy is None else entropy - self.prev_entropy,
             "frac_all_equal_groups": all_equal.float().mean().item(),
             **({"gen_batches": gen_batches} if c.dynamic_sampling else {}),
@@ -149,7 +144,7 @@ class Trainer:
         self.prev_entropy = entropy
         if self.method_state is not None:
             extra_metrics = self.method_state.end_step(metrics)
-            metrics.update({_metric_name(self.method.name, k): v for k, v in extra_metrics.items()})
+            metrics.update({metric_name(self.method.name, k): v for k, v in extra_metrics.items()})
         if self.step % c.eval_every == 0 or self.step == c.steps:
             metrics.update(self.evaluate())
         self.wall_s += time.time() - start
@@ -293,7 +288,7 @@ class Trainer:
         for p in self.model.parameters():
             if p.requires_grad:
                 self._check_finite("weight", p.detach())
-        return {_metric_name(self.method.name, k): v / n_updates for k, v in sums.items()}
+        return {metric_name(self.method.name, k): v / n_updates for k, v in sums.items()}
 
     @staticmethod
     def _group_order(rollout: Rollout) -> torch.Tensor:
@@ -473,36 +468,12 @@ def _load_policy(config: TrainConfig):
         return load_hf_policy(config.init, load_in_4bit=config.load_in_4bit, lora_r=config.lora_r,
                               lora_alpha=config.lora_alpha, gradient_checkpointing=config.gradient_checkpointing,
                               seed=config.seed)
-    from .warmstart import default_path
     return load_policy(config.init or default_path(config.task, config.profile))
-
-
-def _metric_name(method: str, key: str) -> str:
-    """Update metrics keep their names; a method's own ones go under its name (so a method can
-    never overwrite a rollout metric such as `entropy`)."""
-    return key if key in UPDATE_KEYS else f"{method}/{key}"
 
 
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """The rows of a run's metrics.jsonl (a folder or the file itself). A last line without its
-    newline (cut by a kill while it was written) is left out; any other damaged line is refused
-    in one line naming the file and the line."""
-    path = Path(path)
-    path = path / METRICS if path.is_dir() else path
-    lines = path.read_text().split("\n")[:-1]              # what follows the last newline is a cut line, or ""
-    rows = []
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path} line {number} is not a JSON row ({err})") from None
-    return rows
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> list[dict]:

@@ -70,7 +70,7 @@ from ..core import AGG_MODES, aggregate_loss, kl_penalty, masked_mean
 from ..diagnostics import covariance_summary, token_entropy
 from ..methods import LossExtras, get_method
 from ..run_folder import load_plain
-from ..trainer import UPDATE_KEYS
+from ..metrics import metric_name
 
 VISION_KEYS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes", "num_tiles",
                "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids")
@@ -173,7 +173,7 @@ class MinirlGRPOTrainer(GRPOTrainer):
     def _log_minirl(self, mode, metrics, entropy, mask, old_log_prob, adv_tok):
         cov_mean, cov_top = covariance_summary(old_log_prob, adv_tok, mask)
         values = {"cov_mean": cov_mean, "cov_top": cov_top,
-                  **{k if k in UPDATE_KEYS else f"{self.minirl_method.name}/{k}": float(v) for k, v in metrics.items()}}
+                  **{metric_name(self.minirl_method.name, k): float(v) for k, v in metrics.items()}}
         totals = torch.tensor([(entropy * mask).sum().item(), mask.sum().item(), *values.values()],
                               device=mask.device, dtype=torch.float64)
         gathered = self.accelerator.gather(totals).view(-1, totals.numel())            # (processes, 2 + K)

@@ -22,7 +22,27 @@ nats / token, and with H̄(θ) = mean over those states of the full-vocabulary e
 Both predictions are first order: they track the realised change while the step is small (a
 small learning rate, few updates per step). What they do not need is the *tabular* assumption
 of notebook 01 (each state's logits move by that state's own advantage), which fails on a shared
-network. Cost: one forward and backward pass before the update, two forward passes after it.
+network.
+
+The trainer's update (AdamW, several mini-batch steps) can be too large for first order late in a
+run, when the policy is sharp. So the same three numbers are also measured on a clean probe, a
+step the run never takes: from θ_before, one plain full-batch SGD step at the constant η = PROBE_LR
+on the step's policy-gradient loss at the sampling policy,
+
+    L(θ) = −Σ_t A_t log π_θ(y_t|s_t) / n      (token mean over the batch's n response tokens: the
+                                              gradient of GRPO's clipped surrogate at ratio 1,
+                                              without a method's own terms)
+    θ_probe = θ_before − η ∇_θ L
+
+    law_probe_predicted = ⟨∇_θ H̄, θ_probe − θ_before⟩ = −η ⟨∇_θ H̄, ∇_θ L⟩
+    law_probe_lemma     = mean_s −Cov_{π(·|s)}(log π, δz(s)),  δz(s) = z_probe(s) − z_before(s)
+    law_probe_realised  = H̄(θ_probe) − H̄(θ_before)
+
+The probe's weights are given to the model for one forward pass (torch.func.functional_call) and
+never kept. It runs in the policy's own precision, the entropies in float64: on the cpu profile's
+policy its three numbers agreed with a float64 copy's to about 1e-4 relative (4 batches), and it
+added about 1 s to a step where a float64 copy took 4-6 s (measured side by side, under load).
+Cost, all told: one forward and two backward passes before the update, three forward passes after.
 """
 from __future__ import annotations
 
@@ -30,9 +50,11 @@ import torch
 from torch.func import functional_call
 
 from .diagnostics import token_entropy
-from .rollout import Rollout, policy_forward
+from .rollout import Rollout, gather_log_prob, policy_forward
 
 LAW_KEYS = ("law_predicted_change", "law_lemma_change", "law_realised_change")
+PROBE_KEYS = ("law_probe_predicted", "law_probe_lemma", "law_probe_realised")
+PROBE_LR = 1e-3         # the probe's plain SGD step: small enough for first order on the tiny policy
 
 
 def logit_change_prediction(logits: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
@@ -47,41 +69,64 @@ def logit_change_prediction(logits: torch.Tensor, dz: torch.Tensor) -> torch.Ten
 
 
 class LawCheck:
-    """Made just before the update (it keeps θ_before and ∇_θ H̄ there); `finish(model)` just after
-    it returns the three `law_*` metrics. The training run itself is left exactly as it was: no
-    `.grad` is touched and no random number is drawn."""
+    """Made just before the update (it keeps θ_before, ∇_θ H̄ and, given the step's per-token
+    advantages `adv_tok`, the probe's ∇_θ L there); `finish(model)` just after it returns the three
+    `law_*` metrics, and the three `law_probe_*` ones when `adv_tok` was given. The training run
+    itself is left exactly as it was: no `.grad` is touched and no random number is drawn."""
 
-    def __init__(self, model, batch: Rollout, temperature: float, chunk_rows: int | None = None):
-        self.batch, self.temperature, self.chunk_rows = batch, temperature, chunk_rows
+    def __init__(self, model, batch: Rollout, temperature: float, chunk_rows: int | None = None,
+                 adv_tok: torch.Tensor | None = None, probe_lr: float = PROBE_LR):
+        self.batch, self.temperature, self.chunk_rows, self.probe_lr = batch, temperature, chunk_rows, probe_lr
         self.names = [name for name, p in model.named_parameters() if p.requires_grad]
         params = [p for p in model.parameters() if p.requires_grad]
         self.before = {name: p.detach().clone() for name, p in zip(self.names, params)}
         self.n = batch.response_mask.sum().clamp(min=1)
-        self.grad = [torch.zeros_like(p) for p in params]
+        self.grad = [torch.zeros_like(p) for p in params]                            # ∇_θ H̄
+        self.probe_grad = None if adv_tok is None else [torch.zeros_like(p) for p in params]    # ∇_θ L
         with _eval_mode(model):
-            for rows in self._chunks():          # ∇_θ H̄ = Σ_chunks ∇_θ (Σ_{s in chunk} H(s)) / n
-                H = token_entropy(self._logits(model, rows)) * self.batch.response_mask[rows]      # (b, T)
-                grads = torch.autograd.grad(H.sum() / self.n, params, allow_unused=True)
-                for total, g in zip(self.grad, grads):
-                    if g is not None:
-                        total += g
+            for rows in self._chunks():          # each gradient = Σ_chunks ∇_θ (Σ_{tokens in chunk} ...) / n
+                mask, logits = self.batch.response_mask[rows], self._logits(model, rows)           # (b, T), (b, T, V)
+                H = token_entropy(logits) * mask                                                  # (b, T)
+                _add(self.grad, torch.autograd.grad(H.sum() / self.n, params, retain_graph=adv_tok is not None,
+                                                    allow_unused=True))
+                if adv_tok is not None:          # L = −Σ_t A_t log π(y_t|s_t) / n
+                    L = -(adv_tok[rows] * gather_log_prob(logits, self.batch.response_ids[rows]) * mask).sum()
+                    _add(self.probe_grad, torch.autograd.grad(L / self.n, params, allow_unused=True))
 
     @torch.no_grad()
     def finish(self, model) -> dict[str, float]:
         params = dict(model.named_parameters())
-        predicted = sum((g.double() * (params[name].detach() - self.before[name]).double()).sum()
-                        for name, g in zip(self.names, self.grad))
-        lemma, realised = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
+        after = {name: params[name].detach() for name in self.names}
+        predicted = self._dot(after)
         before = lambda **inputs: functional_call(model, self.before, (), inputs)  # noqa: E731  θ_before
+        states = {"update": model}
+        if self.probe_grad is not None:         # θ_probe = θ_before − η∇L, one plain SGD step
+            probe = {name: self.before[name] - self.probe_lr * g for name, g in zip(self.names, self.probe_grad)}
+            states["probe"] = lambda **inputs: functional_call(model, probe, (), inputs)  # noqa: E731
+            probe_predicted = self._dot(probe)
+        lemma = {key: torch.zeros((), dtype=torch.float64) for key in states}
+        realised = {key: torch.zeros((), dtype=torch.float64) for key in states}
         with _eval_mode(model):
             for rows in self._chunks():
                 mask = self.batch.response_mask[rows].double()                                     # (b, T)
-                z_after, z_before = self._logits(model, rows), self._logits(before, rows)          # (b, T, V)
-                realised += ((_entropy(z_after) - _entropy(z_before)) * mask).sum()
-                lemma += (logit_change_prediction(z_before, z_after - z_before) * mask).sum()
+                z_before = self._logits(before, rows)                                              # (b, T, V)
+                H_before = _entropy(z_before)
+                for key, state in states.items():
+                    z_after = self._logits(state, rows)
+                    realised[key] += ((_entropy(z_after) - H_before) * mask).sum()
+                    lemma[key] += (logit_change_prediction(z_before, z_after - z_before) * mask).sum()
         n = self.n.double()
-        return {"law_predicted_change": float(predicted), "law_lemma_change": float(lemma / n),
-                "law_realised_change": float(realised / n)}
+        metrics = {"law_predicted_change": float(predicted), "law_lemma_change": float(lemma["update"] / n),
+                   "law_realised_change": float(realised["update"] / n)}
+        if self.probe_grad is not None:
+            metrics.update(law_probe_predicted=float(probe_predicted), law_probe_lemma=float(lemma["probe"] / n),
+                           law_probe_realised=float(realised["probe"] / n))
+        return metrics
+
+    def _dot(self, theta: dict[str, torch.Tensor]) -> torch.Tensor:
+        """⟨∇_θ H̄, θ − θ_before⟩ in float64: the first-order change of H̄ for the step taken to θ."""
+        return sum((g.double() * (theta[name] - self.before[name]).double()).sum()
+                   for name, g in zip(self.names, self.grad))
 
     def _chunks(self):
         n, step = len(self.batch), self.chunk_rows or max(len(self.batch), 1)
@@ -90,6 +135,13 @@ class LawCheck:
     def _logits(self, model, rows: slice) -> torch.Tensor:
         b = self.batch
         return policy_forward(model, b.prompt_ids[rows], b.prompt_mask[rows], b.response_ids[rows], self.temperature)
+
+
+def _add(totals: list[torch.Tensor], grads) -> None:
+    """totals += grads, parameter by parameter (a parameter that had no part in the loss adds none)."""
+    for total, g in zip(totals, grads):
+        if g is not None:
+            total += g
 
 
 def _entropy(logits: torch.Tensor) -> torch.Tensor:

@@ -117,7 +117,7 @@ class Trainer:
         self._check_finite("advantage", adv_tok, f"method {self.method.name!r} made it from the rewards")
         ref_log_prob = self._ref_log_prob(rollout) if self.needs_ref else None
 
-        law = LawCheck(self.model, rollout, c.temperature, c.micro_batch_size) if c.law_diagnostics else None
+        law = LawCheck(self.model, rollout, c.temperature, c.micro_batch_size, adv_tok) if c.law_diagnostics else None
         self.model.train()
         skip = not adv_tok.any() and not self._acts_without_advantages()
         update = self._update(rollout, adv_tok, ref_log_prob, step_optimizer=not skip)

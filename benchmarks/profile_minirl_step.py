@@ -46,8 +46,8 @@ def timed(name: str, fn):
 def instrument(trainer: Trainer) -> None:
     """Wrap the parts of train_step (module globals and instance attributes; minirl is not edited)."""
     model, task, opt = trainer.model, trainer.task, trainer.optimizer
-    minirl.trainer.sample = timed("rollout: sample() total", minirl.trainer.sample)
-    model.generate = timed("rollout:   model.generate", model.generate)
+    minirl.trainer.sample_for_task = timed("rollout: sample() total", minirl.trainer.sample_for_task)
+    minirl.rollout.decode = timed("rollout:   decode (shared prefill + sampling loop)", minirl.rollout.decode)
     task.reward = timed("reward (256 calls)", task.reward)
     trainer._update = timed("update: _update() total", trainer._update)
     minirl.trainer.policy_forward = timed("update:   policy_forward (fwd)", minirl.trainer.policy_forward)

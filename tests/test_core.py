@@ -61,8 +61,8 @@ def test_parts_weighted_by_their_count_add_up_to_the_whole(mode):
     mask = (torch.arange(5)[None, :] < torch.tensor([5, 1, 3, 0, 4, 2, 5])[:, None]).float()   # row 3 empty
     total = aggregation_count(mask, mode)
     parts = [slice(0, 3), slice(3, 4), slice(4, 7)]
-    summed = sum(aggregate_loss(loss[p], mask[p], mode, 5) * (aggregation_count(mask[p], mode) / total if total else 1.0)
-                 for p in parts)
+    weights = [aggregation_count(mask[p], mode) / total if total else 1.0 for p in parts]
+    summed = sum(aggregate_loss(loss[p], mask[p], mode, 5) * w for p, w in zip(parts, weights))
     assert summed.item() == pytest.approx(aggregate_loss(loss, mask, mode, 5).item(), abs=1e-6)
     assert (total is None) == (mode == "seq-sum-token-sum-norm")
 

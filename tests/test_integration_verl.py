@@ -197,7 +197,8 @@ def test_plug_ins_sum_like_verl_over_micro_batches_and_ranks(name, mode):
             assert_same(results[0], results[1])
         if empty_row is None:
             whole_config = METHODS[name].make_config({})
-            for key, value in dict(clip_ratio_low=0.2, clip_ratio_high=0.2, clip_ratio_c=3.0, loss_scale_factor=16).items():
+            for key, value in dict(clip_ratio_low=0.2, clip_ratio_high=0.2, clip_ratio_c=3.0,
+                                   loss_scale_factor=16).items():
                 setattr(whole_config, key, value)
             whole = run(METHODS[name].policy_loss, old, new, adv, mask.float(), mode, whole_config, LossExtras())
             assert_same(results[0], whole)

@@ -83,8 +83,9 @@ def test_dr_grpo_is_verl_vanilla_in_seq_mean_token_sum_norm_with_a_constant_leng
     old, new, adv, mask = random_batch(seed=5)
     config = verl_actor_config("vanilla")
     config.global_batch_info["loss_scale_factor"] = 16              # what verl's ppo_loss passes on
-    ours = loss_and_grad(dr_grpo_loss, old, new, adv, mask, "seq-mean-token-sum-norm", DrGRPOConfig(loss_scale_factor=16))
-    verl = loss_and_grad(core_algos.get_policy_loss_fn("vanilla"), old, new, adv, mask, "seq-mean-token-sum-norm", config)
+    mode = "seq-mean-token-sum-norm"
+    ours = loss_and_grad(dr_grpo_loss, old, new, adv, mask, mode, DrGRPOConfig(loss_scale_factor=16))
+    verl = loss_and_grad(core_algos.get_policy_loss_fn("vanilla"), old, new, adv, mask, mode, config)
     torch.testing.assert_close(ours[0], verl[0], **TOL)
     torch.testing.assert_close(ours[1], verl[1], **TOL)
 

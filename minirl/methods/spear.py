@@ -62,10 +62,11 @@ Settings (`--set`; official script run_qwen2-32b_spear.sh | README (yaml); key =
                                   and `require_tool_call` (official True) admits every row.
 Trainer defaults (Dr.BoT): scale_adv_by_std=False (`norm_adv_by_std_in_grpo`), loss_agg_mode
 seq-sum-token-sum-norm, Σ M ℓ / L_max: the official script's seq-mean-token-sum-norm in the verl it
-ships, which divides by L_max only (verl 0.9.1's mode of that name also divides by the rows), kl_coef 0. Not implemented: Dr.BoT's filters of
-overlong / incomplete / repetitive / unreadable responses and its group filter by reward std
-(`rollout_filter_ratio` 0.75), which belong to sampling; `trajectory_score_threshold` is read by
-no code path. Replay adds ~S rows to every flush step's batch.
+ships, which divides by L_max only (verl 0.9.1's mode of that name also divides by the rows),
+kl_coef 0. Not implemented: Dr.BoT's filters of overlong / incomplete / repetitive / unreadable
+responses and its group filter by reward std (`rollout_filter_ratio` 0.75), which belong to
+sampling; `trajectory_score_threshold` is read by no code path. Replay adds ~S rows to every flush
+step's batch.
 
 Tiny scale (smoke profile, 16 prompts × 8 = 128 rows a step). A good part of a step's rows have
 A > 0, so S = 32 fills within a step or two (a flush adds 32 rows, +25 % of the batch) and rows are

@@ -81,3 +81,16 @@ def test_student_copies_hold_no_solution_code(tmp_path):
                 if line.strip() and not line.strip().startswith(("#", "return", ")", "]", "}")):
                     assert line not in text, f"{path.name}: solution line {line!r} in the student copy"
                 assert line.strip() in solutions
+
+
+def test_a_students_copy_runs_to_the_end_with_every_exercise_blank(tmp_path, monkeypatch):
+    """'Run all' goes on past blank answers: the copy of notebook 01 (no training, seconds) runs to its
+    last cell and every check says "not answered yet" instead of failing."""
+    papermill = pytest.importorskip("papermill")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    name = "01_entropy_covariance_theory.ipynb"
+    student_copies.main(["--out", str(tmp_path), str(ROOT / "notebooks" / name)])
+    papermill.execute_notebook(str(tmp_path / name), str(tmp_path / "out.ipynb"), parameters={"profile": "smoke"},
+                               kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+    text = (tmp_path / "out.ipynb").read_text()
+    assert text.count("not answered yet") == len(exercises(ROOT / "notebooks" / name))

@@ -17,15 +17,16 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 VERL = "verl==0.9.1"
-VERL_PINS = ["packaging", "numpy", "ray", "omegaconf", "codetiming",
-             "tensordict>=0.8.0,<=0.10.0,!=0.9.0", "transformers>=5.5.3,<5.11,!=5.6.0"]
-"""verl 0.9.1's own pins for what `import verl.trainer.ppo.core_algos, verl.workers.config` imports."""
+VERL_PINS = [r.split(";")[0].strip() for r in metadata.requires("minirl") if 'extra == "verl"' in r]
+"""pyproject's `verl` extra: verl 0.9.1's own pins for what `import verl.trainer.ppo.core_algos,
+verl.workers.config` imports (the README's install line uses the same extra)."""
 VERL_TESTS = ["test_parity_verl.py", "test_integration_verl.py"]
 
 

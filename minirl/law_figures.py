@@ -10,8 +10,16 @@ import torch
 
 from .plots import series
 
-PREDICTIONS = {"law_predicted_change": "first order through the network ⟨∇H̄, Δθ⟩",
-               "law_lemma_change": "lemma with the realised logit change"}
+STEPS = {   # which step the law is checked on: {name: (realised key, {prediction key: label}, title)}
+    "probe": ("law_probe_realised",
+              {"law_probe_predicted": "first order through the network −η⟨∇H̄, ∇L⟩",
+               "law_probe_lemma": "lemma with the realised logit change"},
+              "a clean probe step (plain SGD, η = 1e-3)"),
+    "update": ("law_realised_change",
+               {"law_predicted_change": "first order through the network ⟨∇H̄, Δθ⟩",
+                "law_lemma_change": "lemma with the realised logit change"},
+               "the trainer's own update (AdamW, 4 mini-batch steps)"),
+}
 
 
 def pearson(x, y) -> float:
@@ -20,28 +28,33 @@ def pearson(x, y) -> float:
     return float(np.corrcoef(x, y)[0, 1]) if len(x) >= 2 and np.ptp(x) > 0 and np.ptp(y) > 0 else float("nan")
 
 
-def law_figure(rows: list[dict]) -> tuple[plt.Figure, dict[str, float]]:
-    """The realised entropy change of each step and its two first-order predictions over training
-    (left), and each prediction against the realised change (middle, right) with the line y = x.
-    Returns the figure and {metric: Pearson r with law_realised_change}."""
+def law_figure(rows: list[dict], step: str = "update") -> tuple[plt.Figure, dict[str, float]]:
+    """For the law diagnostics of one kind of step (`step`: "probe" or "update", see STEPS), the
+    realised entropy change of each training step and its two first-order predictions over
+    training (left), and each prediction against the realised change (middle, right) with the line
+    y = x. Returns the figure and {prediction key: Pearson r with the realised change}."""
+    if step not in STEPS:
+        raise ValueError(f"unknown step {step!r}; choose one of: {', '.join(STEPS)}")
+    realised_key, predictions, title = STEPS[step]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
-    steps, realised = series(rows, "law_realised_change")
+    steps, realised = series(rows, realised_key)
     axes[0].plot(steps, realised, "k-", lw=1.5, label="realised (exact, same states)")
     r = {}
-    for ax, (key, label), colour in zip(axes[1:], PREDICTIONS.items(), ("tab:blue", "tab:orange")):
+    for ax, (key, label), colour in zip(axes[1:], predictions.items(), ("tab:blue", "tab:orange")):
         _, predicted = series(rows, key)
         axes[0].plot(steps, predicted, "--", color=colour, lw=1, label=label)
         r[key] = pearson(predicted, realised)
         ax.scatter(predicted, realised, s=12, alpha=0.6, color=colour, label="one training step")
         ends = [min(np.min(predicted), np.min(realised)), max(np.max(predicted), np.max(realised))]
         ax.plot(ends, ends, "k:", lw=1, label="y = x (prediction exact)")
-        ax.set(title=f"{label.split(' ⟨')[0].capitalize()}: r = {r[key]:.3f}",
+        ax.set(title=f"{label.split(' ⟨')[0].split(' −η')[0].capitalize()}: r = {r[key]:.3f}",
                xlabel="predicted ΔH (nats / token)", ylabel="realised ΔH (nats / token)")
     axes[0].axhline(0, color="k", lw=0.8)
     axes[0].set(title="Entropy change of each step", xlabel="training step", ylabel="ΔH (nats / token)")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    fig.suptitle(f"The entropy law on {title}")
     return fig, r
 
 

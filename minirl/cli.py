@@ -6,15 +6,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
+import yaml
+
 from .config import PROFILES, make_config
-from .metrics import read_metrics
+from .grid import load_grid
 from .methods import METHODS, get_method
+from .methods.registry import parse_value
+from .metrics import read_metrics
+from .plots import plot_runs
+from .report import summary_table, write_report
+from .reproduce import reproduce
 from .settings import TRAIN, route
+from .shipping import check, pack
 from .tasks import get_task, task_factory
+from .trainer import train
 from .user_code import import_module
+from .warmstart import default_path, warm_start
 
 
 class UsageError(Exception):
@@ -114,12 +125,9 @@ def main(argv=None) -> int:
 
 # ---------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from .trainer import train
-
     config = config_from_args(args)
     _check_starting_policy(config)
     history = train(config, args.out, resume=args.resume, progress=not args.quiet)
-    from .report import summary_table
     print(summary_table({run_label(args.out): _read_all(args.out)}))
     return 0 if history is not None else 1
 
@@ -166,8 +174,6 @@ def config_from_args(args):
 
 def _check_starting_policy(config) -> None:
     """A tiny-backend run without --init starts from its task's warm start: say how to make one that is missing."""
-    from .warmstart import default_path
-
     path = default_path(config.task, config.profile)
     if config.backend == "tiny" and config.init is None and not (path / "config.json").exists():
         raise UsageError(f"task {config.task!r} has no warm start for profile {config.profile!r} at {path}; make one "
@@ -192,8 +198,6 @@ def cmd_methods(args) -> int:
 
 
 def cmd_warmstart(args) -> int:
-    from .warmstart import warm_start
-
     _choose("profile", args.profile, ("smoke", "cpu"))
     stats = warm_start(args.task, args.profile, out=args.out)
     print(json.dumps(stats, indent=2))
@@ -201,26 +205,17 @@ def cmd_warmstart(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .plots import plot_runs
-
     print(plot_runs(_load_runs(args.runs), args.out))
     return 0
 
 
 def cmd_compare(args) -> int:
-    from .report import summary_table
-
     print(summary_table(_load_runs(args.runs)))
     return 0
 
 
 def cmd_demo(args) -> int:
     """Warm start (shipped or fresh), GRPO and GRPO with clip-higher, a table and a figure."""
-    from .plots import plot_runs
-    from .report import summary_table
-    from .trainer import train
-    from .warmstart import default_path, warm_start
-
     _choose("profile", args.profile, ("smoke", "cpu"))
     _positive("steps", args.steps)
     out = Path(args.out)
@@ -241,8 +236,6 @@ def cmd_demo(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .reproduce import reproduce
-
     _import_path_here()
     outcome = reproduce(grid_from_args(args), out=args.out, workers=args.workers, dry_run=args.dry_run,
                         report=not args.no_report)
@@ -258,8 +251,6 @@ def cmd_reproduce(args) -> int:
 def _import_path_here() -> None:
     """Put the current folder on PYTHONPATH, so that the grid's kernels (which run in their cells'
     folders) import your tasks and methods ('mypkg.tasks:my_task') from here, as this process does."""
-    import os
-
     here = os.getcwd()
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if here not in paths:
@@ -268,10 +259,6 @@ def _import_path_here() -> None:
 
 def grid_from_args(args) -> dict:
     """The grid file's dict, with the entries that flags give replaced."""
-    import yaml
-
-    from .grid import load_grid
-
     spec = load_grid(args.grid) if args.grid else {}
     for flag, many, replaced in (("notebook", "notebooks", ("notebook",)), ("method", "methods", ("variants_from",)),
                                  ("seed", "seeds", ("seed",)), ("profile", "profiles", ("profile",))):
@@ -290,16 +277,12 @@ def grid_from_args(args) -> dict:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
-
     print(write_report(args.results, copy_figures_to=args.copy_figures_to))
     return 0
 
 
 def cmd_ship(args) -> int:
     """Pack RESULTS (made by GRID) as the shipped results of GRID's name, then check them against GRID."""
-    from .shipped import check, pack
-
     path = pack(args.results, args.grid)
     check(path, args.grid)
     print(f"{path} ({path.stat().st_size / 2**20:.2f} MiB); commit it with the grid file")
@@ -323,8 +306,6 @@ def _positive(what: str, value: int) -> None:
 
 
 def _typed(key: str, raw: str, current):
-    from .methods.registry import parse_value
-
     return parse_value(key, raw, current)
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+import torch
+
 PROFILE_VARIABLE = "MINIRL_PROFILE"
 GPU_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 
@@ -28,8 +30,6 @@ class GPU(NamedTuple):
 
 def find_gpu() -> GPU | None:
     """The first CUDA device's name and memory, or None where torch sees no CUDA GPU."""
-    import torch
-
     if not torch.cuda.is_available():
         return None
     properties = torch.cuda.get_device_properties(0)

@@ -1,42 +1,21 @@
-"""Several methods × seeds on one task and budget: run them (resumably) and tabulate.
+"""Several methods × seeds on one task and budget, tabulated from their metrics rows.
 
     variants = {"grpo": ("grpo", {}), "clip_cov 2%": ("clip_cov", {"clip_cov_ratio": "0.02"})}
-    runs = run_variants(variants, seeds=[0, 1, 2], profile="smoke", steps=100, out="runs/cmp")
+    runs = run_variants(variants, seeds=[0, 1, 2], profile="smoke", steps=100, out="runs/cmp")  # minirl.variants
     print(comparison_table(runs))
     text, lists = verdicts(runs, k=8)     # which variants kept more entropy than grpo beyond the seed spread
     kept = seed_means(runs, "entropy_kept")  # {variant: mean over seeds}; comparison_outcomes for record_outcomes
 
-A finished run is read back instead of trained again; a killed one is resumed. The course's runs of
-these variants ship with the package (`minirl.shipped`).
+`minirl.variants.run_variants` trains them (a finished run is read back, a killed one resumed); the
+course's runs of these variants ship with the package (`minirl.shipped`). Nothing here trains, so
+this module reads results without torch.
 """
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 
-from .config import make_config
 from .intervals import WORDS, Difference, bonferroni, difference
 from .plots import series
-from .trainer import read_metrics, train
-
-
-def run_variants(variants: dict[str, tuple], seeds, profile: str, steps: int, out,
-                 progress: bool = True, **train_overrides) -> dict[str, dict[int, list[dict]]]:
-    """Train every (variant, seed) into out/<variant>/seed<k>; returns rows[variant][seed].
-    A variant is (method, method settings) or (method, method settings, TrainConfig overrides)."""
-    runs: dict[str, dict[int, list[dict]]] = {}
-    for label, (method, settings, *own) in variants.items():
-        runs[label] = {}
-        for seed in seeds:
-            folder = Path(out) / _slug(label) / f"seed{seed}"
-            rows = read_metrics(folder) if (folder / "metrics.jsonl").exists() else []
-            if not rows or rows[-1]["step"] < steps:
-                config = make_config(profile, method=method, seed=seed, steps=steps,
-                                     method_settings=dict(settings), **{**train_overrides, **(own[0] if own else {})})
-                train(config, folder, resume=(folder / "checkpoint.pt").exists(), progress=progress)
-                rows = read_metrics(folder)
-            runs[label][seed] = rows
-    return runs
 
 
 def run_summary(rows: list[dict]) -> dict[str, float]:
@@ -186,7 +165,8 @@ def _survives(values: list[float], base: list[float], level: float) -> bool:
     return d.verdict in (WORDS[0], WORDS[2])
 
 
-def _slug(label: str) -> str:
+def slug(label: str) -> str:
+    """`label` as a folder name: letters, digits and -_. kept, anything else _."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip("_")
 
 

@@ -1,5 +1,5 @@
 """Figures that compare many methods (`runs[label][seed]` = metrics rows, as from
-`minirl.compare.run_variants`, `minirl.shipped.load(...).runs` or `minirl.results.comparisons`),
+`minirl.variants.run_variants`, `minirl.shipped.load(...).runs` or `minirl.results.comparisons`),
 drawn as small multiples a student can read at a glance:
 
 * `method_comparison_figure`: one row of panels per family of methods (`minirl.plots.METHOD_FAMILIES`),
@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
+from .entropy_law import entropy_law_r_squared, fit_entropy_law
 from .plots import METHOD_FAMILIES, OTHER_FAMILY, line_styles, method_family, method_of, moving_average, series
 
 METRIC_AXES = {
@@ -40,7 +42,7 @@ def family_rows(labels, baseline: str = "grpo") -> dict[str, list[str]]:
     return {family: present + rows[family] for family in order if family in rows}
 
 
-def _mean_over_seeds(by_seed: dict[int, list[dict]], key: str, smooth: int):
+def mean_over_seeds(by_seed: dict[int, list[dict]], key: str, smooth: int):
     """Steps measured in every seed, and the per-seed values there: (steps, (seeds, steps) array)."""
     per_seed = []
     for rows in by_seed.values():
@@ -54,7 +56,7 @@ def _draw_metric(ax, runs, labels, key: str, styles: dict, smooth: int, baseline
     """One panel: the mean over seeds of each label in `labels`, with its min–max band over seeds."""
     is_eval = key in EVAL_METRICS
     for label in labels:
-        x, values = _mean_over_seeds(runs[label], key, 1 if is_eval else smooth)
+        x, values = mean_over_seeds(runs[label], key, 1 if is_eval else smooth)
         if len(x) == 0:
             continue
         style = styles[label]
@@ -127,8 +129,6 @@ def _law_points(by_seed: dict[int, list[dict]], key: str = "reward"):
 
 def _fit(H, R):
     """(a, b, R², n) of R = −a·exp(H) + b by least squares, or None with fewer than two distinct H."""
-    from .diagnostics import entropy_law_r_squared, fit_entropy_law
-
     if len(H) < 2 or np.ptp(H) == 0:
         return None
     a, b, _ = fit_entropy_law(H, R)
@@ -229,8 +229,6 @@ def _law_panel(ax, label: str, by_seed: dict, fits: dict, baseline: str, base_H,
 
 
 def _law_legend(baseline: str) -> list:
-    from matplotlib.lines import Line2D
-
     return [Line2D([], [], color="0.3", marker="o", ls="", ms=3, label="one training step of one seed (colour: step)"),
             Line2D([], [], color="0.3", lw=2.2, label="the law fitted to the panel's true reward"),
             Line2D([], [], color="black", lw=1.2, ls="--", label=f"{baseline}'s fit, for reference"),

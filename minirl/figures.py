@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import to_rgb
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize, to_rgb
+from matplotlib.patches import Patch, Rectangle
 
-from .comparison_figures import METRIC_AXES, _mean_over_seeds, method_comparison_figure  # noqa: F401
+from .compare import run_summary
+from .comparison_figures import METRIC_AXES, mean_over_seeds, method_comparison_figure  # noqa: F401
 from .plots import line_styles, moving_average, series
 
 RUN_COLOURS = {"pass_at_1": "tab:blue", "pass_at_k": "tab:red"}
@@ -211,8 +214,6 @@ def entropy_vs_pass_at_k_figure(runs: dict[str, dict[int, list[dict]]], k: int |
     against its final eval pass@k, means over seeds with min–max bars when there are several;
     dashed lines mark `baseline`. Each label sits where it overlaps no other label and no point
     (`_place_labels`), so points that sit together keep readable labels. Does keeping entropy buy pass@k?"""
-    from .compare import run_summary
-
     fig, ax = plt.subplots(figsize=(9.5, 6.5), layout="constrained")
     points = {}
     for i, (label, by_seed) in enumerate(runs.items()):
@@ -269,10 +270,10 @@ def aepo_rollout_figure(runs: dict[str, dict[int, list[dict]]], smooth: int = 5)
     for i, (label, by_seed) in enumerate(runs.items()):
         colour = f"C{i}"
         for key, ls, what in (("global_samples", "-", "global samples"), ("branches", "--", "branches")):
-            x, values = _mean_over_seeds(by_seed, f"aepo_agentic/{key}", smooth)
+            x, values = mean_over_seeds(by_seed, f"aepo_agentic/{key}", smooth)
             if len(x):
                 ax.plot(x, values.mean(axis=0), color=colour, ls=ls, label=f"{label}: {what}")
-        x, values = _mean_over_seeds(by_seed, "aepo_agentic/top_root_share", smooth)
+        x, values = mean_over_seeds(by_seed, "aepo_agentic/top_root_share", smooth)
         if len(x):
             ax_share.plot(x, values.mean(axis=0), color=colour, label=label)
     ax.set(title=f"Rows of a prompt's group ({smooth}-step mean)", xlabel="training step", ylabel="rows per prompt")
@@ -298,8 +299,6 @@ def _token_strip(ax, y: float, ids, H, mask, start: int, max_tokens: int, tokeni
     """One completion as a row of cells at height y: the first `given` tokens hatched grey (a shared
     prefix), the rest coloured by H through the ScalarMappable `colour`; positions in `framed` get a
     numbered red frame, `resampled` a dashed one."""
-    from matplotlib.patches import Rectangle
-
     n = int(mask.sum())
     for t in range(start, min(n, start + max_tokens)):
         x = t - start
@@ -327,10 +326,6 @@ def branch_fork_figure(roots, tokenizer, forks: list[list[int]], branches=None, 
     the `prefix_len` tokens shared with the root hatched grey, the re-sampled fork token in a dashed frame.
     Rewards (1 = correct) are written beside each line when given; long completions show `max_tokens`
     tokens from a little before the first fork."""
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-    from matplotlib.patches import Patch
-
     lines = len(roots) * (1 + branches_per_root)
     fig, ax = plt.subplots(figsize=(0.42 * max_tokens + 4.5, 0.36 * lines + 1.6), layout="constrained")
     vmax = max(float(roots.entropy.max()), float(branches.entropy.max()) if branches is not None else 0.0, 1e-6)
@@ -377,7 +372,7 @@ def pseudo_label_figure(runs: dict[str, dict[int, list[dict]]], methods: dict[st
         colour = f"C{i}"
         for key, ls, what in ((f"{method}/label_accuracy", "--", "pseudo-label right"),
                               ("accuracy", "-", "true accuracy of its samples")):
-            x, values = _mean_over_seeds(runs[label], key, smooth)
+            x, values = mean_over_seeds(runs[label], key, smooth)
             if len(x) == 0:
                 continue
             ax.plot(x, values.mean(axis=0), color=colour, ls=ls, lw=1.6, label=f"{label}: {what}")

@@ -26,6 +26,17 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+from . import compare
+from .compare import slug
+from .config import PROFILE_DEFAULTS, PROFILES, TrainConfig, make_config
+from .methods import get_method
+from .methods.registry import parse_value
+from .settings import TRAIN, route
+from .tasks import BUILTIN_TASKS
+from .warmstart import default_path
+
 # The course's notebooks are not part of the installed package: a grid finds them in the folder it
 # runs in (a copy of notebooks/, as on a workshop laptop), in ./notebooks, or in the checkout that
 # minirl was installed from with `pip install -e .`.
@@ -56,9 +67,7 @@ class Cell:
     @property
     def id(self) -> str:
         """The cell's folder under the results folder; stable, so that a re-run finds it."""
-        from .compare import _slug
-
-        return f"{Path(self.notebook).stem}/{self.profile}/{_slug(self.label)}/seed{self.seed}"
+        return f"{Path(self.notebook).stem}/{self.profile}/{slug(self.label)}/seed{self.seed}"
 
     def papermill_parameters(self, folder) -> dict:
         params = {**self.notebook_parameters, "profile": self.profile, "method": self.method, "seed": self.seed,
@@ -75,8 +84,6 @@ class Cell:
 
 def load_grid(path) -> dict:
     """The grid file as a dict (YAML)."""
-    import yaml
-
     path = Path(path)
     if not path.exists():
         grids = sorted((CHECKOUT / "grids").glob("*.yaml"))
@@ -96,8 +103,6 @@ def load_grid(path) -> dict:
 
 def expand(spec: dict) -> list[Cell]:
     """Every cell of the grid, each checked: notebook, profile, method, settings and parameters."""
-    from .config import PROFILES
-
     if not isinstance(spec, dict):
         raise GridError(f"a grid is a mapping of {', '.join(GRID_KEYS)} (got {type(spec).__name__})")
     unknown = sorted(set(spec) - set(GRID_KEYS))
@@ -140,8 +145,6 @@ def expand(spec: dict) -> list[Cell]:
 
 def grid_variants(spec: dict) -> dict[str, tuple[str, dict, dict]]:
     """label → (method, method settings as strings, parameters), from `variants_from` then `methods`."""
-    from . import compare
-
     lists = [name for name in dir(compare) if name.endswith("_VARIANTS")]
     variants: dict[str, tuple] = {}
     for name in spec.get("variants_from") or []:
@@ -171,10 +174,6 @@ def check_variant(cell: Cell) -> None:
     """The method exists, takes these settings, and the TrainConfig they make is valid (the checks
     of TrainConfig.validate, so that a value that would fail in every cell fails here, once). The
     notebook's own parameters that are TrainConfig fields (`steps`, `task`) are checked as such."""
-    from .config import TrainConfig, make_config
-    from .methods import get_method
-    from .methods.registry import parse_value
-
     where = f"variant {cell.label!r}: "
     fields = TrainConfig.__dataclass_fields__
     try:
@@ -193,11 +192,6 @@ def split_parameters(params: dict, notebook: Path, accepted: dict, label: str, m
     of the variant's method (strings)). A name that is not the notebook's is addressed as `--set`
     addresses it (minirl.settings: train.NAME, METHOD.NAME, or a bare NAME only one of them has); a
     METHOD.NAME of another method is left to that method's variants (and added to `applied` when used)."""
-    from .config import TrainConfig, make_config
-    from .methods import get_method
-    from .methods.registry import parse_value
-    from .settings import TRAIN, route
-
     fields = set(TrainConfig.__dataclass_fields__)
     direct, train, settings = {}, {}, {}
     for key, value in params.items():
@@ -238,10 +232,6 @@ def locate_policy(direct: dict, train: dict, accepted: dict, profile: str, label
     """Make the cell's starting policy a path its notebook finds from its own folder: a relative
     `init` or `model` that exists here becomes absolute, and your own task without one gets the warm
     start `python -m minirl warmstart` wrote here (GridError when there is none)."""
-    from .config import PROFILE_DEFAULTS
-    from .tasks import BUILTIN_TASKS
-    from .warmstart import default_path
-
     given = [(where, key) for where, key in ((direct, "model"), (direct, "init"), (train, "init"))
              if isinstance(where.get(key), str)]
     for where, key in given:
@@ -264,7 +254,7 @@ def locate_policy(direct: dict, train: dict, accepted: dict, profile: str, label
 
 def notebook_parameters(notebook: Path) -> dict:
     """The notebook's `parameters` cell, as papermill reads it; a grid notebook must take the cell's."""
-    import papermill
+    import papermill  # optional: papermill reads the notebook's parameters (pip install papermill)
 
     try:
         accepted = papermill.inspect_notebook(str(notebook))

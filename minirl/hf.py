@@ -21,9 +21,11 @@ is plenty), Qwen/Qwen2.5-1.5B-Instruct, Qwen/Qwen2.5-Math-1.5B, Qwen/Qwen3-0.6B.
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from .models import LORA_TARGETS
 
@@ -47,8 +49,7 @@ def load_hf_policy(name_or_path: str | Path, load_in_4bit: bool = True, lora_r: 
                    seed: int = 0):
     """(peft model, tokenizer) for `name_or_path`, a hub name or a local `save_pretrained` folder.
     `seed` draws the adapter's initial A matrices (B starts at 0, so the policy starts as the base)."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training  # optional: peft, for LoRA only (see is_lora)
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = compute_dtype(device)
@@ -83,7 +84,7 @@ def _keep_cpu_weights_trainable(model) -> None:
     """On CPUs with AVX512-BF16, bitsandbytes 0.50 repacks a 4-bit weight into an inference-only
     layout at the first no-grad forward (here: the first generate), and a training forward through
     that layout then fails in autograd. Turning the repacking off keeps one layout for both."""
-    import bitsandbytes as bnb
+    import bitsandbytes as bnb  # optional: bitsandbytes, for 4-bit models (pip install "minirl[quant]")
 
     for module in model.modules():
         if isinstance(module, bnb.nn.Linear4bit):
@@ -94,11 +95,9 @@ def is_lora(model) -> bool:
     """Whether `model` carries a peft adapter. A model can only be a PeftModel once peft has been
     imported, so the tiny backend never imports peft (and, through it, bitsandbytes, whose CPU
     kernels print a warning on import) just to ask."""
-    import sys
-
     if "peft" not in sys.modules:
         return False
-    from peft import PeftModel
+    from peft import PeftModel  # optional: peft, for LoRA only (see is_lora)
 
     return isinstance(model, PeftModel)
 
@@ -110,13 +109,13 @@ def reference_policy(model):
 
 def adapter_state(model) -> dict:
     """The trainable adapter weights only (what a LoRA checkpoint needs)."""
-    from peft import get_peft_model_state_dict
+    from peft import get_peft_model_state_dict  # optional: peft, for LoRA only (see is_lora)
 
     return {k: v.detach().cpu() for k, v in get_peft_model_state_dict(model).items()}
 
 
 def load_adapter_state(model, state: dict) -> None:
-    from peft import set_peft_model_state_dict
+    from peft import set_peft_model_state_dict  # optional: peft, for LoRA only (see is_lora)
 
     result = set_peft_model_state_dict(model, state)
     unexpected = getattr(result, "unexpected_keys", [])

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .diagnostics import fit_entropy_law
+from .entropy_law import fit_entropy_law
 from .intervals import mean_interval
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import datasets
 
 from .math_worker import BOXED_FIRST, MAX_COMPLETION_CHARS, PLAIN_NUMBER_TOO, check_in_worker, score  # noqa: F401
-from .tasks import Example, Task
+from .task_types import Example, Task
 
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 TIMEOUT_S = 2

@@ -88,7 +88,7 @@ def load_policy(path: str | Path) -> tuple[Qwen2ForCausalLM, PreTrainedTokenizer
 
 def add_lora(model: Qwen2ForCausalLM, r: int = 8, alpha: int = 16, dropout: float = 0.0):
     """Wrap the policy in a peft LoRA adapter on every attention and MLP projection."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model  # optional: peft, for LoRA only (see hf.is_lora)
 
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS,
                         task_type="CAUSAL_LM")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from .run_folder import atomic_file
+
 # What a method changes, in the order the comparison figures draw the families. GRPO is the baseline
 # every panel shows; a method not listed (a user's own) falls in "other methods".
 METHOD_FAMILIES = {
@@ -49,8 +51,6 @@ def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
 def plot_runs(runs: dict[str, list[dict]], out: str | Path,
               metrics=("entropy", "pass_at_1", "pass_at_k", "reward"), smooth: int = 5) -> Path:
     """`runs_figure` saved as the PNG `out` (what `python -m minirl plot` and `demo` write)."""
-    from .run_folder import atomic_file
-
     fig = runs_figure(runs, metrics, smooth)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
+from .compare import comparison_table, slug
 from .comparison_figures import entropy_reward_figure, vote_fits  # noqa: F401  (notebook 08 imports it from here)
+from .figures import method_comparison_figure
 from .plots import series
+from .results import collect, comparisons, failures, run_config, write_table
 from .run_folder import atomic_file, write_atomic
 
 
@@ -44,8 +49,6 @@ def write_report(root, copy_figures_to=None) -> Path:
     """RESULTS/runs.csv (and .parquet where pyarrow is installed), RESULTS/figures/*.png and
     RESULTS/report.md: for each notebook and profile of the grid, the curves over seeds, the
     comparison table and the entropy-reward law of every variant. Returns the report's path."""
-    from .results import collect, comparisons, failures, write_table
-
     root = Path(root)
     runs = collect(root)
     tables = write_table(runs, root)
@@ -68,16 +71,12 @@ def write_report(root, copy_figures_to=None) -> Path:
 
 
 def _comparison_section(root: Path, name: str, group: dict, runs) -> list[str]:
-    from .compare import _slug, comparison_table
-    from .figures import method_comparison_figure
-    from .results import run_config
-
     folder = next(r.folder for r in runs if f"{r.cell['notebook']}, profile {r.cell['profile']}" == name)
     config = run_config(folder) if (folder / "config.json").exists() else {}
     k = config.get("eval_k")
-    curves = _save(method_comparison_figure(group, k=k), root / "figures" / f"{_slug(name)}_curves.png")
+    curves = _save(method_comparison_figure(group, k=k), root / "figures" / f"{slug(name)}_curves.png")
     scatter_fig, fits = entropy_reward_figure(group)
-    scatter = _save(scatter_fig, root / "figures" / f"{_slug(name)}_entropy_reward.png")
+    scatter = _save(scatter_fig, root / "figures" / f"{slug(name)}_entropy_reward.png")
     seeds = sorted({seed for by_seed in group.values() for seed in by_seed})
     sizes = (f"{config['steps']} steps of {config['prompts_per_step']} prompts × {config['group_size']} samples on "
              f"{config['task']}, pass@{k} on {config['eval_prompts']} eval prompts × {config['eval_samples']} "
@@ -117,8 +116,6 @@ def _law_table(fits: dict, votes: dict) -> list[str]:
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
     with atomic_file(path) as f:
         fig.savefig(f, dpi=110, format="png")
     plt.close(fig)

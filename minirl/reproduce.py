@@ -26,9 +26,14 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from .checkpoints import load_checkpoint_file
 from .grid import Cell, GridError, expand
-from .results import CELL, DONE, ERROR, METRICS_SCHEMA, open_results, record_cells
-from .run_folder import load_checkpoint_file, warn, write_atomic
+from .metrics import METRICS_SCHEMA
+from .report import write_report
+from .results import CELL, DONE, ERROR, open_results, record_cells
+from .run_folder import warn, write_atomic
 
 LOCK = "reproduce.lock"
 
@@ -73,8 +78,6 @@ def _reproduce(cells: list[Cell], root: Path, workers: int, dry_run: bool, repor
         else:
             outcome.ran.append(cell_id)
     if report:
-        from .report import write_report
-
         print("report:", write_report(root))
     outcome.seconds = time.time() - start
     return outcome
@@ -169,8 +172,6 @@ def describe(cells: list[Cell], todo: list[Cell], root: Path) -> str:
 
 def _run_all(todo: list[Cell], root: Path, workers: int, progress: bool):
     """Yield (id, seconds, error or None) as cells finish, with a progress bar and an ETA."""
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=len(todo), unit="cell", desc="reproduce", disable=not progress or not todo)
     with contextlib.ExitStack() as stack:
         if workers == 1:
@@ -191,7 +192,7 @@ def _run_all(todo: list[Cell], root: Path, workers: int, progress: bool):
 
 def run_cell(cell: Cell, root) -> tuple[str, float, str | None]:
     """Execute one cell's notebook into an empty folder; returns (id, seconds, error or None)."""
-    import papermill
+    import papermill  # optional: papermill runs the notebooks (pip install papermill, or minirl[gpu])
 
     folder = Path(root) / cell.id
     if folder.exists():

@@ -17,8 +17,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .run_folder import write_atomic
+from . import __version__
 from .metrics import METRICS_SCHEMA, read_metrics
+from .run_folder import write_atomic
 
 MANIFEST, CELL, DONE, ERROR = "minirl-results.json", "cell.json", "done.json", "error.txt"
 ID_COLUMNS = ("run_id", "notebook", "variant", "method", "seed", "profile")
@@ -38,8 +39,6 @@ class Run:
 
 def open_results(root, create: bool = False) -> Path:
     """Check that `root` is a results folder of this metrics schema; with `create`, start one."""
-    from . import __version__
-
     root = Path(root)
     manifest = root / MANIFEST
     if manifest.exists():
@@ -113,8 +112,8 @@ def write_table(runs: list[Run], root) -> list[Path]:
         writer.writerows(table)
     written = [path]
     try:
-        import pandas as pd
-        import pyarrow  # noqa: F401  (pandas' Parquet engine)
+        import pandas as pd  # optional: pandas and pyarrow write the Parquet copy
+        import pyarrow  # noqa: F401  # optional: pandas' Parquet engine
     except ImportError:
         return written
     pd.DataFrame(table, columns=columns).to_parquet(path.with_suffix(".parquet"), index=False)
@@ -123,7 +122,7 @@ def write_table(runs: list[Run], root) -> list[Path]:
 
 def comparisons(runs: list[Run]) -> dict[str, dict[str, dict[int, list[dict]]]]:
     """The runs grouped for comparison: "<notebook>, profile <p>" → variant label → seed → rows
-    (the shape of `minirl.compare.run_variants`, which its tables and figures take)."""
+    (the shape of `minirl.variants.run_variants`, which its tables and figures take)."""
     groups: dict[str, dict] = {}
     for run in runs:
         name = f"{run.cell['notebook']}, profile {run.cell['profile']}"
@@ -134,23 +133,3 @@ def comparisons(runs: list[Run]) -> dict[str, dict[str, dict[int, list[dict]]]]:
 def run_config(folder) -> dict:
     """The settings a run trained with (config.json, written from its checkpoint)."""
     return json.loads((Path(folder) / "config.json").read_text())
-
-
-def policy_at(folder, step: int):
-    """(model, tokenizer, task, config) of a run at `step`: 0 is the policy it started from, any
-    other step its checkpoint (the trainer keeps only the latest one, at the run's last step)."""
-    from .config import TrainConfig
-    from .hf import is_lora, load_adapter_state
-    from .run_folder import load_checkpoint_file
-    from .trainer import Trainer
-
-    state = load_checkpoint_file(Path(folder) / "checkpoint.pt")   # tensors and plain values: nothing in it runs
-    if step not in (0, state["step"]):
-        raise ValueError(f"{folder} holds the policy at steps 0 and {state['step']} only (got {step})")
-    trainer = Trainer(TrainConfig(**state["config"]))       # loads the starting policy and the task
-    if step:
-        if is_lora(trainer.model):
-            load_adapter_state(trainer.model, state["adapter"])
-        else:
-            trainer.model.load_state_dict(state["model"])
-    return trainer.model.eval(), trainer.tokenizer, trainer.task, trainer.config

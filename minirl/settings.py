@@ -18,6 +18,9 @@ import dataclasses
 import inspect
 import textwrap
 
+from .config import TrainConfig
+from .methods import get_method
+
 TRAIN = "train"
 """The qualifier of TrainConfig's fields."""
 
@@ -26,9 +29,6 @@ def route(key: str, method: str) -> tuple[str, str]:
     """Where the setting `key` of a run of `method` goes: ("train", name), ("method", name), or
     ("other", name) when `key` is qualified by another registered method (a grid applies it to that
     method's variants only). ValueError for an unknown qualifier or name, or an ambiguous bare name."""
-    from .config import TrainConfig
-    from .methods import get_method
-
     own = get_method(method)
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     method_fields = [f.name for f in dataclasses.fields(own.config_cls)]

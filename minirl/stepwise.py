@@ -24,7 +24,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from .tasks import Example, Task
+from .task_types import Example, Task
 
 STEP = re.compile(r"(\d{1,6})([+\-*])(\d{1,6})=(\d{1,6})")
 STEP_END, ANSWER = ";", "#"

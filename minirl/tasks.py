@@ -22,35 +22,18 @@ warmstart --task mypkg.tasks:my_task` (docs/your_own_task.md).
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import random
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from .safe_math import parse_expression, parse_integer
+from .stepwise import make_countdown_steps
+from .task_types import Example, Task
+from .tools import make_countdown_tool
+from .user_code import form, is_address, load_object
 
 OPS = "+-*"
-
-
-@dataclass(frozen=True)
-class Example:
-    prompt: str
-    answer: Any  # whatever the task's reward function needs (a target, numbers, ...)
-
-
-@dataclass
-class Task:
-    name: str
-    train: list[Example]
-    eval: list[Example]
-    reward: Callable[[str, Example], float]
-    max_new_tokens: int
-    sft_targets: Callable[[Example], list[str]] | None = None
-    """All correct completions of an example; the warm start trains on one of them."""
-    answer_of: Callable[[str, Example], Any] | None = None
-    """The final answer a completion gives (hashable; None if it gives none), read without the
-    label: what label-free methods (TTRL's majority vote) compare across samples."""
-    info: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- countdown
@@ -123,29 +106,21 @@ def make_arithmetic(seed: int = 0, n_eval: int = 128) -> Task:
 TASKS: dict[str, Callable[..., Task]] = {"countdown": make_countdown, "arithmetic": make_arithmetic}
 
 
-def _gsm8k(seed: int = 0, tokenizer=None) -> Task:
-    from .math_data import make_gsm8k
+def make_gsm8k(seed: int = 0, tokenizer=None) -> Task:
+    """GSM8K (minirl.math_data), loaded when asked for."""
+    from .math_data import make_gsm8k    # optional: datasets and math-verify (pip install "minirl[math]")
     return make_gsm8k(seed=seed, tokenizer=tokenizer)
 
 
-def _math500(seed: int = 0, tokenizer=None) -> Task:
-    from .math_data import make_math500
+def make_math500(seed: int = 0, tokenizer=None) -> Task:
+    """MATH-500 (minirl.math_data), loaded when asked for."""
+    from .math_data import make_math500  # optional: datasets and math-verify (pip install "minirl[math]")
     return make_math500(seed=seed, tokenizer=tokenizer)
 
 
-def _countdown_steps(seed: int = 0) -> Task:
-    from .stepwise import make_countdown_steps
-    return make_countdown_steps(seed=seed)
-
-
-def _countdown_tool(seed: int = 0) -> Task:
-    from .tools import make_countdown_tool
-    return make_countdown_tool(seed=seed)
-
-
-TASKS.update({"countdown_steps": _countdown_steps,                 # steps, then the answer: stepwise.py
-              "countdown_tool": _countdown_tool,                   # a calculator tool: tools.py
-              "gsm8k": _gsm8k, "math500": _math500})              # real data: minirl/math_data.py
+TASKS.update({"countdown_steps": make_countdown_steps,             # steps, then the answer: stepwise.py
+              "countdown_tool": make_countdown_tool,               # a calculator tool: tools.py
+              "gsm8k": make_gsm8k, "math500": make_math500})      # real data: minirl/math_data.py
 CHAT_TASKS = ("gsm8k", "math500")
 """Tasks whose prompts are written with the policy's chat template (they need its tokenizer)."""
 BUILTIN_TASKS = tuple(TASKS)
@@ -168,8 +143,6 @@ def register_task(name: str, task: "Task | Callable[[], Task]") -> None:
 def task_factory(name: str) -> Callable[..., Task]:
     """The function that builds task `name` (a registered name or 'module:attribute'), not yet
     called: how a config's task is checked without building it. ValueError when unknown."""
-    from .user_code import form, is_address, load_object
-
     if is_address(name):
         return _factory_of(load_object(name, "task"), name)
     if name not in TASKS:
@@ -206,8 +179,6 @@ def _factory_of(task, where: str) -> Callable[..., Task]:
 
 def _required_arguments(fn) -> list[str] | None:
     """The arguments a call of `fn` must be given (None: `fn` is not callable)."""
-    import inspect
-
     if not callable(fn):
         return None
     try:

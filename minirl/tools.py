@@ -23,7 +23,7 @@ import torch
 
 from .rollout import Rollout, pad_responses, sample, score
 from .stepwise import ANSWER, apply, make_countdown_steps, steps_answer, steps_reward
-from .tasks import Example, Task
+from .task_types import Example, Task
 
 CALL = re.compile(r"\[(\d{1,6})([+\-*])(\d{1,6})\]$")
 CALLS = r"\[\d{1,6}[+\-*]\d{1,6}\]"                       # every well-formed call in a text (SPEAR counts them)

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .checkpoints import load_checkpoint_file, save_atomic
 from .config import EVAL_SEED_OFFSET, TrainConfig, step_seed
 from .core import aggregate_loss, aggregation_count, group_advantages, kl_penalty, masked_mean
 from .diagnostics import covariance_summary, token_entropy
@@ -42,7 +43,7 @@ from .metrics import METRIC_KEYS, METRICS_SCHEMA, TIME_KEYS, metric_name, read_m
 from .models import load_policy
 from .rollout import (Rollout, concat_rollouts, distinct_rows, gather_log_prob, policy_forward, score,
                       shared_prompt_forward)
-from .run_folder import CHECKPOINT, CONFIG, METRICS, claim, history_up_to, load_checkpoint_file, save_atomic, write_atomic
+from .run_folder import CHECKPOINT, CONFIG, METRICS, claim, history_up_to, write_atomic
 from .tasks import Task, get_task
 from .tools import sample_for_task
 from .warmstart import default_path

@@ -10,16 +10,26 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from . import theory
+from .branching import fork_candidates, top_entropy_positions
+from .config import TrainConfig
+from .figures import branch_fork_figure, method_comparison_figure
+from .results import collect, comparisons, run_config
+from .rollout import sample
+from .saved_policy import policy_at
+from .trainer import Trainer
 
 
 def interactive_figure(draw, **controls) -> None:
     """Show draw(**values) under the ipywidgets `controls` (name → widget); redraw on change."""
-    from IPython.display import Image, display
+    from IPython.display import Image, display  # optional: IPython, present in a notebook's kernel
 
     first = _png(draw(**{name: c.value for name, c in controls.items()}))
     widgets = _ipywidgets()
@@ -62,7 +72,7 @@ def _ipywidgets():
     """The ipywidgets module, or None where it is not installed. On Colab, whose frontend draws
     only its own widgets until asked, the custom widget manager is switched on first."""
     try:
-        import ipywidgets
+        import ipywidgets  # optional: without it only the PNG is shown
     except ImportError:
         return None
     enable_colab_widgets()
@@ -72,13 +82,11 @@ def _ipywidgets():
 def enable_colab_widgets(modules=None) -> bool:
     """Switch on Colab's custom widget manager (needed for ipywidgets' sliders there); True if it
     did. Elsewhere, or where Colab's output module lacks the switch, nothing happens."""
-    import sys
-
     modules = sys.modules if modules is None else modules
     if "google.colab" not in modules:
         return False
     try:
-        from google.colab import output
+        from google.colab import output  # optional: on Colab only
     except ImportError:
         return False
     enable = getattr(output, "enable_custom_widget_manager", None)
@@ -171,16 +179,12 @@ OVERLAY_METRICS = ("entropy", "pass_at_1", "pass_at_k", "reward", "accuracy", "c
 def results_dashboard(root, metrics=("entropy", "pass_at_1", "pass_at_k")) -> None:
     """Pick the variants, seeds and metrics of a results folder to overlay (mean over the chosen
     seeds, min–max band), one comparison (notebook and profile) at a time."""
-    from .results import collect, comparisons
-
     groups = comparisons(collect(root))
     labels = list(dict.fromkeys(label for group in groups.values() for label in group))
     seeds = sorted({seed for group in groups.values() for by_seed in group.values() for seed in by_seed})
     widgets = _controls()
 
     def draw(comparison, variants, chosen_seeds, chosen_metrics):
-        from .figures import method_comparison_figure
-
         runs = {label: {s: rows for s, rows in groups[comparison][label].items() if s in chosen_seeds}
                 for label in variants if label in groups[comparison]}
         runs = {label: by_seed for label, by_seed in runs.items() if by_seed}
@@ -206,8 +210,6 @@ def entropy_heatmap_view(root, n_prompts: int = 4, n_forks: int = 2) -> None:
     """Completions sampled (seed 0) from a run's policy at step 0 or at its last checkpoint, each
     token coloured by its entropy, the `n_forks` highest-entropy positions of each framed. Where no
     run holds a checkpoint (shipped results keep metrics only) it shows step 0 and says so."""
-    from .results import collect
-
     runs = {run.id: run for run in collect(root)}
     saved = {i: run for i, run in runs.items() if (run.folder / "checkpoint.pt").exists()}
     steps = [("0: the starting policy", 0)]
@@ -231,8 +233,6 @@ def entropy_heatmap_view(root, n_prompts: int = 4, n_forks: int = 2) -> None:
 def token_entropy_figure(folder: str, step: int, n_prompts: int = 4, n_forks: int = 2) -> plt.Figure:
     """`branch_fork_figure` (notebook 04_branching_rollouts) of the run's completions at `step`, without
     branches."""
-    from .figures import branch_fork_figure
-
     s = sampled_completions(folder, step, n_prompts, n_forks)
     fig = branch_fork_figure(s["rollout"], s["tokenizer"], s["forks"], root_rewards=s["rewards"],
                              prompts=s["prompts"], max_tokens=s["max_tokens"])
@@ -246,16 +246,6 @@ def token_entropy_figure(folder: str, step: int, n_prompts: int = 4, n_forks: in
 def sampled_completions(folder: str, step: int, n_prompts: int, n_forks: int) -> dict:
     """One completion for each of the first `n_prompts` eval prompts (seed 0), their rewards and
     forks; cached, so that the dashboard redraws a run it has shown at once."""
-    from pathlib import Path
-
-    import torch
-
-    from .branching import fork_candidates, top_entropy_positions
-    from .config import TrainConfig
-    from .results import policy_at, run_config
-    from .rollout import sample
-    from .trainer import Trainer
-
     if step == 0 and not (Path(folder) / "checkpoint.pt").exists():   # metrics and config only (shipped results):
         saved = run_config(folder)                                     # the policy it started from, by its config
         trainer = Trainer(TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}))

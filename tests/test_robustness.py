@@ -16,10 +16,11 @@ import torch
 import yaml
 
 from minirl import METHODS
+from minirl.checkpoints import load_checkpoint_file, load_plain
 from minirl.cli import main
 from minirl.config import TrainConfig, make_config, max_seed
 from minirl.grid import GridError, expand
-from minirl.run_folder import KILLED_ROWS, load_checkpoint_file, load_plain
+from minirl.run_folder import KILLED_ROWS
 from minirl.tasks import get_task
 from minirl.trainer import Diverged, Trainer, read_metrics, train
 
@@ -322,7 +323,7 @@ def test_a_crafted_checkpoint_runs_nothing_wherever_it_is_opened(killed, tmp_pat
                           *[f"--set={k}={v}" for k, v in {**TINY, "checkpoint_every": 2}.items()]], capsys)
     assert f"cannot read {killed / 'checkpoint.pt'}" in err and "nothing in it ran" in err
     from minirl.reproduce import _write_config
-    from minirl.results import policy_at
+    from minirl.saved_policy import policy_at
     for opens in (lambda: policy_at(killed, 2), lambda: _write_config(killed), lambda: load_plain(killed / "checkpoint.pt")):
         with pytest.raises(ValueError, match="cannot read"):
             opens()

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from minirl import shipped
+from minirl import shipped, shipping
 from minirl.grid import expand, load_grid
 from minirl.results import collect, open_results, record_cells
-from minirl.trainer import METRICS_SCHEMA
+from minirl.metrics import METRICS_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE_GRIDS = ["cpu_all_methods", "cpu_steps_methods", "cpu_tool_methods"]
@@ -29,7 +29,7 @@ def test_the_shipped_runs_are_the_ones_the_grid_file_makes_now(name):
     grid_file = ROOT / "grids" / f"{name}.yaml"
     path = shipped.path_of(name)
     assert path.parent == ROOT / "minirl" / "assets" / "results" and path.stat().st_size < 3 * 2**20
-    shipped.check(name, grid_file)                       # same cells, settings and TrainConfigs; steps 0..120
+    shipping.check(name, grid_file)                       # same cells, settings and TrainConfigs; steps 0..120
     course, cells = shipped.load(name), expand(load_grid(grid_file))
     assert list(course.runs) == list(dict.fromkeys(c.label for c in cells))          # variants in grid order
     seeds = sorted(load_grid(grid_file)["seeds"])
@@ -52,7 +52,7 @@ def _tiny_results(tmp_path) -> tuple[Path, Path]:
         folder = root / cell.id
         folder.mkdir(parents=True)
         (folder / "cell.json").write_text(json.dumps({"schema": METRICS_SCHEMA, **cell.to_dict()}))
-        (folder / "config.json").write_text(json.dumps(shipped.config_of(cell)))
+        (folder / "config.json").write_text(json.dumps(shipping.config_of(cell)))
         rows = [{"step": 0, "pass_at_1": 0.3, "pass_at_k": 0.8, "entropy": None, "reward": None}] + [
             {"step": s, "entropy": 0.5 - 0.1 * s - 0.01 * i, "reward": 0.4 + 0.1 * s, "tokens_sampled": 700 + i,
              "step_s": 0.1, "wall_s": 0.1 * s} for s in (1, 2)]
@@ -67,7 +67,7 @@ def test_pack_load_and_unpack_round_trip_a_results_folder(tmp_path):
     from minirl.report import write_report
 
     root, grid_file = _tiny_results(tmp_path)
-    path = shipped.pack(root, grid_file, out=tmp_path / "assets")
+    path = shipping.pack(root, grid_file, out=tmp_path / "assets")
     assert path == tmp_path / "assets" / "tiny_grid.json.gz"
     assert b"not shipped" not in gzip.decompress(path.read_bytes())                   # metrics only
     course = shipped.load(path)
@@ -76,7 +76,7 @@ def test_pack_load_and_unpack_round_trip_a_results_folder(tmp_path):
         written[run.cell["label"]][run.cell["seed"]] = run.rows
     assert course.runs == written and list(course.runs) == ["grpo", "clip_cov 2%"]
     assert course.grid == TINY_GRID and course.config("clip_cov 2%")["method_settings"] == {"clip_cov_ratio": "0.02"}
-    shipped.check(path, grid_file)
+    shipping.check(path, grid_file)
     again = shipped.unpack(path, tmp_path / "unpacked")
     runs = collect(again)
     assert [(r.id, r.rows) for r in runs] == [(r.id, r.rows) for r in collect(root)]
@@ -95,7 +95,7 @@ def test_pack_refuses_a_grid_with_a_missing_or_failed_cell(tmp_path):
     with pytest.raises(shipped.ShippedError, match=r"lacks 1 of the grid's 4 cells \(1 failed; first: "
                                                    r"00_quickstart/smoke/clip_cov_2/seed1\); run `python -m minirl "
                                                    r"reproduce"):
-        shipped.pack(root, grid_file, out=tmp_path / "assets")
+        shipping.pack(root, grid_file, out=tmp_path / "assets")
     assert not (tmp_path / "assets" / "tiny_grid.json.gz").exists()
 
 
@@ -107,12 +107,12 @@ def test_pack_refuses_a_grid_with_a_missing_or_failed_cell(tmp_path):
 ])
 def test_check_fails_when_the_grid_file_changed(tmp_path, change, expected):
     root, grid_file = _tiny_results(tmp_path)
-    path = shipped.pack(root, grid_file, out=tmp_path / "assets")
+    path = shipping.pack(root, grid_file, out=tmp_path / "assets")
     grid = yaml.safe_load(grid_file.read_text())
     change(grid)
     grid_file.write_text(yaml.safe_dump(grid, sort_keys=False))
     with pytest.raises(shipped.ShippedError, match="is not what .* makes now") as err:
-        shipped.check(path, grid_file)
+        shipping.check(path, grid_file)
     assert expected in str(err.value)
 
 
@@ -156,8 +156,8 @@ def test_a_field_added_after_the_runs_counts_at_its_default_only():
     from dataclasses import MISSING, fields
 
     from minirl.config import TrainConfig
-    from minirl.shipped import _added_later
+    from minirl.shipping import added_later
 
     field = next(f for f in fields(TrainConfig) if f.default is not MISSING)
-    assert _added_later(field.name) == field.default          # a run without the field ran at its default
-    assert _added_later("no_such_field") == "<missing>"       # anything else is a difference
+    assert added_later(field.name) == field.default          # a run without the field ran at its default
+    assert added_later("no_such_field") == "<missing>"       # anything else is a difference

@@ -16,10 +16,10 @@ from __future__ import annotations
 def __getattr__(name: str):
     """`from minirl.integrations import MinirlGRPOTrainer` (or `register_verl_losses`) imports lazily."""
     if name == "MinirlGRPOTrainer":
-        from .trl import MinirlGRPOTrainer
+        from .trl import MinirlGRPOTrainer  # optional: trl (pip install "minirl[trl]")
         return MinirlGRPOTrainer
     if name == "register_verl_losses":
-        from .verl import register_verl_losses
+        from .verl import register_verl_losses  # optional: verl, in its own environment (verl.py)
         return register_verl_losses
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -66,10 +66,10 @@ import torch
 from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
+from ..checkpoints import load_plain
 from ..core import AGG_MODES, aggregate_loss, kl_penalty, masked_mean
 from ..diagnostics import covariance_summary, token_entropy
 from ..methods import LossExtras, get_method
-from ..run_folder import load_plain
 from ..metrics import metric_name
 
 VISION_KEYS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes", "num_tiles",

@@ -116,7 +116,7 @@ def register_verl_losses(prefix: str = "minirl_", methods: list[str] | None = No
     raises ValueError saying why. `settings` maps a method name to `{field: value}` overrides that
     win over verl's config (see the module docstring). Returns {verl name: minirl method name}.
     """
-    from verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY, register_policy_loss
+    from verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY, register_policy_loss  # optional: verl
 
     compatible = verl_compatible_methods()
     for name in list(methods or []) + list(settings or {}):

@@ -1,18 +1,16 @@
 """Entropy interventions, one file each, all registered in `METHODS` by name.
 
-Every module in this folder is imported here, so a new method file registers itself by
-using `@register_method` (no list to edit).
+Each method file registers itself with `@register_method` when it is imported; the list below
+imports every one (a new method file is added to it: tests/test_layers.py checks that none is
+missing). GRPO, the baseline, comes first in listings; the others follow in this order.
 """
-import importlib
-import pkgutil
-
 from .registry import (METHODS, BatchContext, LossExtras, Method, MethodState, PolicyLossConfig,
                        SamplingContext, get_method, register_method)
 
-importlib.import_module(f"{__name__}.grpo")          # the baseline comes first in listings
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    if _module not in ("registry", "grpo"):
-        importlib.import_module(f"{__name__}.{_module}")
+from . import grpo  # noqa: E402, F401, I001  (the baseline first)
+from . import (aepo, aepo_agentic, aepo_agentic_loss, clip_cov, cure, dapo, dr_grpo, empg,  # noqa: E402, F401
+               entropy_adv, entropy_bonus, epo, ettrl, evol_rl, high_entropy_tokens, kl_cov, kl_ref, llds, lp_reg,
+               pear, riskpo, siren, spear, steer, tea_rl, ttrl, ulorl)
 
 __all__ = ["METHODS", "BatchContext", "LossExtras", "Method", "MethodState", "PolicyLossConfig", "SamplingContext",
            "get_method", "register_method"]

@@ -91,13 +91,13 @@ def aepo_agentic_loss(old_log_prob, log_prob, advantages, response_mask, loss_ag
     ell, dual = dual_clip(ell, A_hat, c)
     loss = aggregate_loss(ell, response_mask, loss_agg_mode, config.loss_scale_factor)
 
-    mask = response_mask.bool()
+    M = response_mask.bool()
     kept = above & (A_hat > 0) if config.enable_entropy_balanced_clipping else torch.zeros_like(above)
     metrics = {
         **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
         "high_clip_grad_frac": masked_mean(kept.float(), response_mask).item(),
-        "adv_scale_min": scale[mask].min().item() if mask.any() else 1.0,
-        "adv_scale_max": scale[mask].max().item() if mask.any() else 1.0,
+        "adv_scale_min": scale[M].min().item() if M.any() else 1.0,
+        "adv_scale_max": scale[M].max().item() if M.any() else 1.0,
         "adv_sign_flip_frac": masked_mean((scale < 0).float(), response_mask).item(),
     }
     return loss, metrics

@@ -94,7 +94,7 @@ def llds_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="
     L_llds = config.no_reduce_lambda * masked_mean(gate * torch.relu(d), response_mask)
     loss = pg_loss + L_llds
 
-    mask = response_mask.bool()
+    M = response_mask.bool()
     preserving_rows = P.any(dim=1)                                       # responses with A ≥ 0
     metrics = {
         "pg_loss": pg_loss.item(),
@@ -104,7 +104,7 @@ def llds_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="
         "loss_noreduce": L_llds.item(),
         "active_frac": masked_mean((gate & (d > 0)).float(), response_mask).item(),
         "mean_reduce_chunk": n_gated[preserving_rows].float().mean().item() if preserving_rows.any() else 0.0,
-        "pos_old_logp": masked_mean(old_log_prob, mask & (advantages > 0)).item(),
-        "neg_old_logp": masked_mean(old_log_prob, mask & (advantages < 0)).item(),
+        "pos_old_logp": masked_mean(old_log_prob, M & (advantages > 0)).item(),
+        "neg_old_logp": masked_mean(old_log_prob, M & (advantages < 0)).item(),
     }
     return loss, metrics

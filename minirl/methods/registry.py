@@ -49,6 +49,8 @@ from typing import Callable
 
 import torch
 
+from ..user_code import is_address, load_object
+
 NEEDS = ("entropy", "old_entropy", "logits", "ref_log_prob")
 
 
@@ -212,8 +214,6 @@ def get_method(name: str) -> Method:
     """The method registered as `name`, or your own by its module path 'mypkg.methods:my_loss': the
     module is imported (its `@register_method` runs) and `my_loss` is the function it registered (or
     the name it registered it under)."""
-    from ..user_code import is_address, load_object
-
     if is_address(name):
         module_name, _, attribute = name.partition(":")
         try:

@@ -57,14 +57,14 @@ class TEARLConfig(PolicyLossConfig):
 
 def covariance_weights(logp, adv, response_mask, alpha: float, ub: float):
     """w_t = clamp(α · softmax over each response of Cov_t, 0, ub), 0 on padding. (B, T)."""
-    mask = response_mask.bool()
+    M = response_mask.bool()
     mean_adv = masked_mean(adv, response_mask)
     mean_logp = masked_mean(logp.detach(), response_mask)
     cov = (adv - mean_adv) * (logp - mean_logp)                          # (B, T)
-    empty_row = ~mask.any(dim=1, keepdim=True)                           # avoid softmax of all −∞
-    cov = torch.where(mask, cov, torch.where(empty_row, 0.0, float("-inf")))
+    empty_row = ~M.any(dim=1, keepdim=True)                           # avoid softmax of all −∞
+    cov = torch.where(M, cov, torch.where(empty_row, 0.0, float("-inf")))
     w = torch.clamp(alpha * torch.softmax(cov, dim=-1), 0.0, ub)
-    return torch.where(mask, w, torch.zeros_like(w))
+    return torch.where(M, w, torch.zeros_like(w))
 
 
 @register_method("tea_rl", config_cls=TEARLConfig, default_agg_mode="token-mean", needs=("entropy",),
@@ -78,8 +78,8 @@ def tea_rl_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode
         eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
     pg_loss = aggregate_loss(loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
 
-    logp = log_prob if config.tea_weight_grad else log_prob.detach()
-    w = covariance_weights(logp, advantages, response_mask, config.cov_alpha, config.clip_cov_ub)   # (B, T)
+    logp_w = log_prob if config.tea_weight_grad else log_prob.detach()
+    w = covariance_weights(logp_w, advantages, response_mask, config.cov_alpha, config.clip_cov_ub)   # (B, T)
     H = extra.entropy                                                                               # (B, T)
     bonus = aggregate_loss(w * H, response_mask, loss_agg_mode, config.loss_scale_factor)
     loss = pg_loss - bonus

@@ -57,9 +57,9 @@ class UloRLConfig(PolicyLossConfig):
 
 
 def mastered_token_mask(p, adv, H, response_mask, tau: float, sigma: float, entropy_scope: str):
-    """I_{i,t} of Eq. 10 as a (B, T) bool, plus the MPT mask and the (B,) or () mean entropy H̄."""
-    mask = response_mask.bool()
-    mpt = (p >= tau) & (adv > 0) & mask                                 # (B, T), Eq. 9
+    """I_{i,t} of Eq. 10 as a (B, T) bool, plus the MPT M and the (B,) or () mean entropy H̄."""
+    M = response_mask.bool()
+    mpt = (p >= tau) & (adv > 0) & M                                 # (B, T), Eq. 9
     if entropy_scope == "response":
         H_bar = masked_mean(H, response_mask, dim=1)                    # (B,)
         low = (H_bar < sigma)[:, None]                                  # (B, 1)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..rollout import sample
-from ..tasks import Example, Task
+from ..task_types import Example, Task
 from .process_reward import overconfident, process_reward_for, step_boundary
 from .resampling import logit, resample
 

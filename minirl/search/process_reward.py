@@ -38,7 +38,7 @@ from functools import lru_cache, partial
 from typing import Callable
 
 from ..stepwise import STEP, segment, solutions
-from ..tasks import Example
+from ..task_types import Example
 
 MAX_CHARS = 4096
 EQUATION = re.compile(r"(\d{1,9})\s*([+\-*/×x])\s*(\d{1,9})\s*=\s*(\d{1,12})(?![\d.])")

@@ -15,6 +15,8 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
 SEVERITIES = {  # severity 1..5 -> the corruption's parameter (our choice for 8×8 digits, see above)
     "gaussian_noise": (0.1, 0.2, 0.3, 0.4, 0.5),      # σ of additive N(0, σ²) noise
@@ -36,9 +38,6 @@ class DigitSplit(NamedTuple):
 def load_digit_split(test_fraction: float = 0.5, seed: int = 0) -> DigitSplit:
     """scikit-learn's digits, intensities divided by 16 (the data's maximum) into [0, 1], split
     stratified by class into a source training set and a test set that the corruptions shift."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0   # (1797, 1, 8, 8)
     y = torch.tensor(digits.target, dtype=torch.long)                           # (1797,)

@@ -8,13 +8,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .law_check import PROBE_LR
 from .plots import series
 
 STEPS = {   # which step the law is checked on: {name: (realised key, {prediction key: label}, title)}
     "probe": ("law_probe_realised",
               {"law_probe_predicted": "first order through the network −η⟨∇H̄, ∇L⟩",
                "law_probe_lemma": "lemma with the realised logit change"},
-              "a clean probe step (plain SGD, η = 1e-3)"),
+              f"a clean probe step (plain SGD, η = {PROBE_LR:g})"),
     "update": ("law_realised_change",
                {"law_predicted_change": "first order through the network ⟨∇H̄, Δθ⟩",
                 "law_lemma_change": "lemma with the realised logit change"},

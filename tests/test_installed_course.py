@@ -120,7 +120,7 @@ def test_the_fast_profile_tells_the_collapse(installed_course, stem):
 
 
 def test_the_fast_profile_tells_the_law_on_the_network(installed_course):
-    """02's text: on the clean probe step (plain SGD, η = 1e-3) the law's first-order predictions track
+    """02's text: on the clean probe step (plain SGD at a small constant η) the law's first-order predictions track
     the realised entropy change at every step (r ≥ 0.9); on the trainer's own update they track it in
     the early, small-step half at least, far better than the batch covariance; the top 0.2 % of
     tokens by Cov_t carry much more of the natural drain than of the vanilla one."""

@@ -1,6 +1,6 @@
 """The per-step law diagnostics (minirl/law_check.py, `law_diagnostics=True`): exact on a model whose
 answer is known by hand, first order on the tiny policy, the clean probe (one plain SGD step at
-η = 1e-3) tracking the realised change on the network, and invisible when off."""
+η = PROBE_LR) tracking the realised change on the network, and invisible when off."""
 import numpy as np
 import pytest
 import torch

@@ -11,13 +11,13 @@ import json
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from . import __version__
+from . import __version__, shipped
 from .config import TrainConfig, make_config
 from .grid import expand, load_grid
 from .metrics import METRICS_SCHEMA, read_metrics
 from .results import CELL, DONE, ERROR, open_results
 from .run_folder import atomic_file
-from .shipped import ASSETS, FORMAT, IDENTITY, NOTEBOOK_TO_CONFIG, ShippedError, identity, load
+from .shipped import FORMAT, IDENTITY, NOTEBOOK_TO_CONFIG, ShippedError, identity, load
 
 
 def pack(results_folder, grid_file, out=None) -> Path:
@@ -37,15 +37,15 @@ def pack(results_folder, grid_file, out=None) -> Path:
     if stale:
         raise ShippedError(f"{root} holds {len(stale)} cells run with other settings than {grid_file} makes now "
                            f"(first: {stale[0]}); run the grid into a new folder and ship that")
-    shipped = []
+    packed = []
     for c in cells:
         folder = root / c.id
         config = json.loads((folder / "config.json").read_text())
         seconds = json.loads((folder / DONE).read_text()).get("seconds")
-        shipped.append({**identity(c.to_dict()), "config": config, "seconds": seconds, "rows": read_metrics(folder)})
+        packed.append({**identity(c.to_dict()), "config": config, "seconds": seconds, "rows": read_metrics(folder)})
     data = {"format": FORMAT, "schema": METRICS_SCHEMA, "minirl": __version__, "name": grid_file.stem,
-            "grid_file": grid_file.name, "grid": spec, "cells": shipped}
-    folder = Path(out) if out is not None else ASSETS
+            "grid_file": grid_file.name, "grid": spec, "cells": packed}
+    folder = Path(out) if out is not None else shipped.ASSETS      # read here, where a test may point it elsewhere
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{grid_file.stem}.json.gz"
     with atomic_file(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as f:

@@ -1,7 +1,9 @@
 """The shared math of policy-gradient RL for LMs: advantages, PPO-clip, loss aggregation, KL.
 
-Notation, shared by every method file: `logp`, `old_logp`, `adv`, `ratio`,
-`eps_low`, `eps_high`, `mask`; tensors are (B, T) = (sequences, response tokens) unless noted.
+Notation, shared by every method file: `logp`, `old_logp`, `adv`, `ratio`, `eps_low`, `eps_high`,
+`mask`, and `ell` for ℓ, the per-token loss before aggregation; tensors are (B, T) = (sequences,
+response tokens) unless noted. Every function takes the new log-probs before the old ones:
+`(logp, old_logp, adv, mask, ...)`, as every method's loss does (`minirl.methods.registry`).
 No loops over training steps, no files, no plots live here.
 """
 from __future__ import annotations
@@ -37,7 +39,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
     return (x * mask).sum(dim=dim) / mask.sum(dim=dim).clamp(min=1.0)
 
 
-def aggregate_loss(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean",
+def aggregate_loss(ell: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean",
                    loss_scale_factor: float | None = None) -> torch.Tensor:
     """Reduce a (B, T) per-token loss ℓ to a scalar: verl 0.9.1's `actor.loss_agg_mode`s, as its
     `agg_loss` (verl/trainer/ppo/core_algos.py) computes them on one batch, plus one older form.
@@ -56,19 +58,19 @@ def aggregate_loss(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "toke
     Rows without a token are in no mean; a loss without any token is 0. verl's trainer passes
     global counts instead (`minirl.integrations.verl` rescales to them).
     """
-    mask = mask.to(loss_mat.dtype)
+    mask = mask.to(ell.dtype)
     if mode == "token-mean":
-        return (loss_mat * mask).sum() / mask.sum().clamp(min=1.0)
+        return (ell * mask).sum() / mask.sum().clamp(min=1.0)
     has_tokens = mask.sum(dim=1) > 0                                             # (B,)
     if mode == "seq-mean-token-mean":
-        per_seq = (loss_mat * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        per_seq = (ell * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return per_seq[has_tokens].mean() if has_tokens.any() else per_seq.sum() * 0.0
     if mode == "seq-mean-token-sum":
-        per_seq = (loss_mat * mask).sum(dim=1)                                   # Σ_t M ℓ (B,)
+        per_seq = (ell * mask).sum(dim=1)                                        # Σ_t M ℓ (B,)
         return per_seq[has_tokens].mean() if has_tokens.any() else per_seq.sum() * 0.0
     if mode in ("seq-mean-token-sum-norm", "seq-sum-token-sum-norm"):
-        L = loss_scale_factor if loss_scale_factor is not None else loss_mat.shape[1]
-        total = (loss_mat * mask).sum() / L
+        L = loss_scale_factor if loss_scale_factor is not None else ell.shape[1]
+        total = (ell * mask).sum() / L
         if mode == "seq-sum-token-sum-norm":
             return total
         return total / max(int(has_tokens.sum()), 1)
@@ -122,15 +124,32 @@ def dual_clip(loss: torch.Tensor, adv: torch.Tensor, clip_ratio_c: float | None)
     return torch.where(dual, bound, loss), dual
 
 
-def ppo_metrics(pg_loss: torch.Tensor, log_prob: torch.Tensor, old_log_prob: torch.Tensor,
+def ppo_metrics(pg_loss: torch.Tensor, logp: torch.Tensor, old_logp: torch.Tensor,
                 is_clipped: torch.Tensor, dual: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
     """The update metrics every PPO-clip loss reports (their meaning: docs/metrics.md)."""
     return {
         "pg_loss": pg_loss.item(),
         "clip_frac": masked_mean(is_clipped.float(), mask).item(),
         "clip_frac_lower": masked_mean(dual.float(), mask).item(),
-        "ppo_kl": masked_mean(old_log_prob - log_prob, mask).item(),
+        "ppo_kl": masked_mean(old_logp - logp, mask).item(),
     }
+
+
+def ppo_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
+                  agg_mode: str, config) -> tuple[torch.Tensor, dict[str, float]]:
+    """The PPO-clip loss, aggregated, with its metrics: GRPO's whole loss, and the part most methods
+    add a term to.
+
+        ℓ = ppo_clip_token_loss(logp, old_logp, adv, ε_low, ε_high, c)        (B, T)
+        L = aggregate(ℓ, mask)                                               in `agg_mode`
+
+    `config` holds the settings of `minirl.methods.PolicyLossConfig` (clip_ratio_low, clip_ratio_high,
+    clip_ratio_c, loss_scale_factor). Returns L and `ppo_metrics` (whose `pg_loss` is L).
+    """
+    ell, is_clipped, dual = ppo_clip_token_loss(logp, old_logp, adv, eps_low=config.clip_ratio_low,
+                                                eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
+    loss = aggregate_loss(ell, mask, agg_mode, config.loss_scale_factor)
+    return loss, ppo_metrics(loss, logp, old_logp, is_clipped, dual, mask)
 
 
 KL_ESTIMATORS = ("k1", "k2", "k3")

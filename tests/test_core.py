@@ -4,7 +4,9 @@ import math
 import pytest
 import torch
 
-from minirl.core import AGG_MODES, aggregate_loss, aggregation_count, group_advantages, kl_penalty, ppo_clip_token_loss
+from minirl.core import (AGG_MODES, aggregate_loss, aggregation_count, group_advantages, kl_penalty, ppo_clip_loss,
+                         ppo_clip_token_loss)
+from minirl.methods import PolicyLossConfig
 
 
 def test_group_advantages_with_std_and_all_equal_groups():
@@ -95,6 +97,22 @@ def test_dual_clip_bounds_negative_advantages():
     loss, _, dual = ppo_clip_token_loss(logp, old, adv, 0.2, 0.2, clip_ratio_c=3.0)
     assert loss.tolist() == pytest.approx([3.0, -1.2])
     assert dual.tolist() == [True, False]
+
+
+def test_ppo_clip_loss_is_the_token_loss_aggregated_with_its_metrics():
+    # row 0: ratios 1.5, 0.5, 1.1 with A = +1, +1, -1 (ℓ = -1.2, -0.5, 1.1, the first clipped); row 1: ratio 5,
+    # A = -1 (PPO gives 5, dual-clip c = 3 caps it at 3), then a padded token whose huge ℓ must not count
+    logp = torch.log(torch.tensor([[1.5, 0.5, 1.1], [5.0, 1e3, 1.0]]))
+    old_logp, mask = torch.zeros(2, 3), torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    adv = torch.tensor([[1.0, 1.0, -1.0], [-1.0, -1.0, -1.0]])
+    loss, metrics = ppo_clip_loss(logp, old_logp, adv, mask, "token-mean", PolicyLossConfig(0.2, 0.2, 3.0))
+    assert loss.item() == pytest.approx((-1.2 - 0.5 + 1.1 + 3.0) / 4)
+    assert metrics["pg_loss"] == pytest.approx(loss.item())
+    assert metrics["clip_frac"] == pytest.approx(1 / 4)              # token 0 of row 0 (row 1's: max(5, 1.2) = 5)
+    assert metrics["clip_frac_lower"] == pytest.approx(1 / 4)        # row 1's dual-clip
+    assert metrics["ppo_kl"] == pytest.approx(-(math.log(1.5) + math.log(0.5) + math.log(1.1) + math.log(5.0)) / 4)
+    per_seq, _ = ppo_clip_loss(logp, old_logp, adv, mask, "seq-mean-token-mean", PolicyLossConfig(0.2, 0.2, 3.0))
+    assert per_seq.item() == pytest.approx(((-1.2 - 0.5 + 1.1) / 3 + 3.0) / 2)
 
 
 def test_kl_estimators():

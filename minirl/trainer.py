@@ -6,7 +6,7 @@ step at a time, every quantity the entropy theory talks about written to `metric
         R_i = task.reward(o_i);  A_i = group-normalised R_i         (core.group_advantages)
         log Cov(logp, A), entropy                                   (diagnostics)
         for each of `num_mini_batches` shuffled mini-batches:
-            loss = METHODS[method].policy_loss(old_logp, logp, A, M, agg_mode, config, extra)
+            loss = METHODS[method].policy_loss(logp, old_logp, adv, mask, agg_mode, config, extra)
             (+ β·KL(π_θ‖π_ref)) ; AdamW step with gradient clipping
 
 Randomness is re-seeded from (seed, step) at the start of every step, so a resumed run
@@ -325,20 +325,19 @@ class Trainer:
         c = self.config
         mb = rollout.select(index)
         T = int(mb.response_mask.nonzero()[:, 1].max()) + 1 if mb.response_mask.any() else 1   # trim padding
-        mask, old_log_prob, adv = mb.response_mask[:, :T], mb.old_log_prob[:, :T], adv_tok[index, :T]
+        mask, old_logp, adv = mb.response_mask[:, :T], mb.old_log_prob[:, :T], adv_tok[index, :T]
         forward = shared_prompt_forward if self.share_prompt_update else policy_forward
         logits = forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T], c.temperature)
-        log_prob = gather_log_prob(logits, mb.response_ids[:, :T])
+        logp = gather_log_prob(logits, mb.response_ids[:, :T])
         extra = LossExtras(
             entropy=token_entropy(logits) if "entropy" in self.method.needs else None,
             old_entropy=mb.entropy[:, :T] if "old_entropy" in self.method.needs else None,
             logits=logits if "logits" in self.method.needs else None,
             ref_log_prob=None if ref_log_prob is None else ref_log_prob[index, :T], step=self.step,
             rows=index, state=self.method_state, **batch_means)
-        loss, metrics = self.method.policy_loss(old_log_prob, log_prob, adv, mask, self.agg_mode,
-                                                self.method_config, extra)
+        loss, metrics = self.method.policy_loss(logp, old_logp, adv, mask, self.agg_mode, self.method_config, extra)
         if c.kl_coef > 0:
-            kl = kl_penalty(log_prob, extra.ref_log_prob, c.kl_estimator)
+            kl = kl_penalty(logp, extra.ref_log_prob, c.kl_estimator)
             loss = loss + c.kl_coef * aggregate_loss(kl, mask, self.agg_mode,     # the method's L_const too
                                                      getattr(self.method_config, "loss_scale_factor", None))
             metrics["kl_ref"] = masked_mean(kl, mask).item()

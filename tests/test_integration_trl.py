@@ -109,7 +109,7 @@ class Recording(MinirlGRPOTrainer):
             config.loss_scale_factor = float(self.args.max_completion_length)
         extra = LossExtras(entropy=H, logits=logits, step=self.state.global_step + 1, state=self.method_state)
         adv = inputs["advantages"][:, None] * mask
-        loss, _ = method.policy_loss(old, logp, adv, mask, method.default_agg_mode, config, extra)
+        loss, _ = method.policy_loss(logp, old, adv, mask, method.default_agg_mode, config, extra)
         log_ratio = ((logp.detach() - old).abs() * mask).max().item()
         return loss / self.args.gradient_accumulation_steps, log_ratio, fused_gap
 

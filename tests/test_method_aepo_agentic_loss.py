@@ -19,7 +19,7 @@ CLIP_ONLY = AEPOAgenticLossConfig(enable_entropy_balanced_advantage=False)
 def one_token(adv, ratio, config=CLIP_ONLY):
     """Loss and ∂L/∂logp for a single token with old_logp = 0 and logp = log(ratio)."""
     log_prob = torch.tensor([[math.log(ratio)]], requires_grad=True)
-    loss, metrics = aepo_agentic_loss(torch.zeros(1, 1), log_prob, torch.tensor([[adv]]), torch.ones(1, 1),
+    loss, metrics = aepo_agentic_loss(log_prob, torch.zeros(1, 1), torch.tensor([[adv]]), torch.ones(1, 1),
                                       "token-mean", config, LossExtras(entropy=torch.zeros(1, 1)))
     loss.backward()
     return loss.item(), log_prob.grad.item(), metrics
@@ -55,7 +55,7 @@ def test_entropy_aware_advantage_hand_worked():
     adv = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])
     zeros = torch.zeros(2, 2)
     log_prob = zeros.clone().requires_grad_(True)
-    loss, metrics = aepo_agentic_loss(zeros, log_prob, adv, torch.ones(2, 2), "token-mean",
+    loss, metrics = aepo_agentic_loss(log_prob, zeros, adv, torch.ones(2, 2), "token-mean",
                                       AEPOAgenticLossConfig(), LossExtras(entropy=H))
     assert loss.item() == pytest.approx(0.154920, abs=1e-6)
     assert metrics["adv_scale_min"] == pytest.approx(0.767621, abs=1e-6)
@@ -74,8 +74,8 @@ def test_both_flags_off_is_grpo():
     mask = (torch.arange(6)[None, :] < torch.tensor([[6], [4], [2], [5]])).float()
     off = AEPOAgenticLossConfig(enable_entropy_balanced_clipping=False, enable_entropy_balanced_advantage=False)
     for mode in AGG_MODES:
-        ours, ours_metrics = aepo_agentic_loss(old, log_prob, adv * mask, mask, mode, off, LossExtras())
-        ref, ref_metrics = grpo_loss(old, log_prob, adv * mask, mask, mode, off, LossExtras())
+        ours, ours_metrics = aepo_agentic_loss(log_prob, old, adv * mask, mask, mode, off, LossExtras())
+        ref, ref_metrics = grpo_loss(log_prob, old, adv * mask, mask, mode, off, LossExtras())
         assert ours.item() == pytest.approx(ref.item())
         for key in ("clip_frac", "clip_frac_lower", "ppo_kl"):
             assert ours_metrics[key] == pytest.approx(ref_metrics[key])

@@ -23,7 +23,7 @@ MASK = torch.ones(2, 2)
 
 def run(config, logp=LOGP, old=LOGP, adv=ADV, mask=MASK, mode="token-mean"):
     logp = logp.clone().requires_grad_(True)
-    loss, metrics = clip_cov_loss(old, logp, adv, mask, mode, config)
+    loss, metrics = clip_cov_loss(logp, old, adv, mask, mode, config)
     (grad,) = torch.autograd.grad(loss, logp)
     return loss.item(), grad, metrics
 
@@ -95,7 +95,7 @@ def test_ratio_zero_is_plain_ppo_clip():
     mask = torch.ones(4, 6)
     ours = run(ClipCovConfig(0.2, 0.2, clip_cov_ratio=0.0, clip_cov_lb=-1e9), logp, old, adv, mask)
     x = logp.clone().requires_grad_(True)
-    ref, _ = grpo_loss(old, x, adv, mask, "token-mean", PolicyLossConfig(0.2, 0.2, None))
+    ref, _ = grpo_loss(x, old, adv, mask, "token-mean", PolicyLossConfig(0.2, 0.2, None))
     assert ours[0] == pytest.approx(ref.item()) and ours[2]["n_detached"] == 0
     assert torch.allclose(ours[1], torch.autograd.grad(ref, x)[0])
 

@@ -70,14 +70,14 @@ def test_current_source_shapes_in_the_loss_with_the_policy_entropy():
     ctx = BatchContext(None, 2, True, 0, step=1)
     _, out, metrics = entropy_adv_batch(rollout(torch.zeros(2, 3), mask), None, A, config, ctx)
     assert out is A and metrics == {}                                    # nothing happens before the update
-    loss, metrics = entropy_adv_loss(old, logp, A, mask, "token-mean", config, LossExtras(logits=logits))
+    loss, metrics = entropy_adv_loss(logp, old, A, mask, "token-mean", config, LossExtras(logits=logits))
     shaped = A + torch.minimum(0.4 * token_entropy(logits), A.abs() / 2) * mask
-    expected, _ = grpo_loss(old, logp, shaped, mask, "token-mean", config)
+    expected, _ = grpo_loss(logp, old, shaped, mask, "token-mean", config)
     assert loss.item() == pytest.approx(expected.item())
     assert metrics["psi_mean"] > 0
     # the old source ignores the logits in the loss: plain PPO-clip on the advantages it is given
-    loss, _ = entropy_adv_loss(old, logp, A, mask, "token-mean", EntropyAdvConfig(), LossExtras(logits=logits))
-    assert loss.item() == pytest.approx(grpo_loss(old, logp, A, mask, "token-mean", config)[0].item())
+    loss, _ = entropy_adv_loss(logp, old, A, mask, "token-mean", EntropyAdvConfig(), LossExtras(logits=logits))
+    assert loss.item() == pytest.approx(grpo_loss(logp, old, A, mask, "token-mean", config)[0].item())
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -37,7 +37,7 @@ def run(form, history=(0.4, 0.6), step=1):
     H = torch.tensor([[0.1, 0.5, 1.5]], requires_grad=True)
     zeros = torch.zeros(1, 3)
     config = EPOConfig(entropy_coeff=0.1, entropy_smooth_min_ratio=0.5, smooth_form=form)
-    loss, metrics = epo_loss(zeros, zeros.clone(), zeros, torch.ones(1, 3), "token-mean", config,
+    loss, metrics = epo_loss(zeros.clone(), zeros, zeros, torch.ones(1, 3), "token-mean", config,
                              LossExtras(entropy=H, step=step, state=state))
     loss.backward()
     return loss.item(), metrics, H.grad

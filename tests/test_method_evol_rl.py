@@ -106,7 +106,7 @@ def test_loss_is_clip_higher_minus_the_entropy_bonus():
     # one row, two tokens, ratio 1.5 and A = 1: clipped at 1 + .28 → ℓ = −1.28; H = (.5, 1.5) → token-mean 1
     log_prob, old = torch.full((1, 2), math.log(1.5)), torch.zeros(1, 2)
     extra = LossExtras(entropy=torch.tensor([[0.5, 1.5]]))
-    loss, m = evol_rl_loss(old, log_prob, torch.ones(1, 2), torch.ones(1, 2), "token-mean", EvolRLConfig(), extra)
+    loss, m = evol_rl_loss(log_prob, old, torch.ones(1, 2), torch.ones(1, 2), "token-mean", EvolRLConfig(), extra)
     assert loss.item() == pytest.approx(-1.28 - 0.003 * 1.0)
     assert m["entropy_term"] == pytest.approx(1.0) and m["clip_frac"] == 1.0
 

@@ -25,7 +25,7 @@ MASK = torch.ones(2, 2)
 
 def run(config, logp=LOGP, old=OLD, adv=ADV, mask=MASK, mode="token-mean"):
     logp = logp.clone().requires_grad_(True)
-    loss, metrics = kl_cov_loss(old, logp, adv, mask, mode, config)
+    loss, metrics = kl_cov_loss(logp, old, adv, mask, mode, config)
     (grad,) = torch.autograd.grad(loss, logp)
     return loss.item(), grad, metrics
 

@@ -24,7 +24,7 @@ MASK = torch.tensor([[1.0, 1.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0,
 def run(config, d=D, mask=MASK, adv=ADV):
     old = torch.full_like(d, -1.0)
     log_prob = (old - d).requires_grad_(True)
-    loss, metrics = llds_loss(old, log_prob, adv, mask, "token-mean", config, LossExtras())
+    loss, metrics = llds_loss(log_prob, old, adv, mask, "token-mean", config, LossExtras())
     loss.backward()
     return loss.item(), metrics, log_prob.grad
 

@@ -40,7 +40,7 @@ def test_lowest_logp_negatives_hand_worked():
 
 def run(config, adv=-torch.ones(1, 4), old=LOGP):
     logp = LOGP.clone().requires_grad_(True)
-    loss, m = lp_reg_loss(old, logp, adv, torch.ones(1, 4), "token-mean", config, LossExtras(logits=LOGITS))
+    loss, m = lp_reg_loss(logp, old, adv, torch.ones(1, 4), "token-mean", config, LossExtras(logits=LOGITS))
     return loss.item(), torch.autograd.grad(loss, logp)[0], m
 
 

@@ -126,9 +126,9 @@ def test_sequence_level_ratio():
     # one response, log r = (0, .2): sequence ratio e^{.1} = 1.105 (inside the clip), A = 1: ℓ = −1.105
     old, logp = torch.zeros(1, 2), torch.tensor([[0.0, 0.2]])
     adv, mask = torch.ones(1, 2), torch.ones(1, 2)
-    loss, _ = riskpo_loss(old, logp, adv, mask, "token-mean", RiskPOConfig(ratio_level="sequence"))
+    loss, _ = riskpo_loss(logp, old, adv, mask, "token-mean", RiskPOConfig(ratio_level="sequence"))
     assert loss.item() == pytest.approx(-math.exp(0.1))
-    loss, _ = riskpo_loss(old, logp, adv, mask, "token-mean", RiskPOConfig())   # per token: −(1 + 1.2)/2
+    loss, _ = riskpo_loss(logp, old, adv, mask, "token-mean", RiskPOConfig())   # per token: −(1 + 1.2)/2
     assert loss.item() == pytest.approx(-1.1)
 
 

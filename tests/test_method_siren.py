@@ -55,11 +55,11 @@ def test_anchor_is_set_once_then_fixed():
     state = SirenState()
     logits, logp, mask = batch()
     zero_adv = torch.zeros_like(mask)
-    loss, m = siren_loss(logp.detach(), logp, zero_adv, mask, "seq-mean-token-sum-norm", SirenConfig(),
+    loss, m = siren_loss(logp, logp.detach(), zero_adv, mask, "seq-mean-token-sum-norm", SirenConfig(),
                          LossExtras(logits=logits, state=state))
     assert state.anchor == pytest.approx(m["entropy_loss"]) and m["reg"] == 0.0     # first call: Ĥ = anchor
     logits2, logp2, _ = batch(seed=1)
-    _, m2 = siren_loss(logp2.detach(), logp2, zero_adv, mask, "seq-mean-token-sum-norm", SirenConfig(),
+    _, m2 = siren_loss(logp2, logp2.detach(), zero_adv, mask, "seq-mean-token-sum-norm", SirenConfig(),
                        LossExtras(logits=logits2, state=state))
     assert m2["entropy_anchor"] == state.anchor == m["entropy_loss"]              # unchanged
     assert m2["reg"] == pytest.approx(0.005 * (m2["entropy_loss"] - state.anchor) ** 2)
@@ -70,9 +70,9 @@ def test_gradient_step_moves_h_hat_towards_the_anchor(anchor):
     logits, logp, mask = batch(seed=3, scale=1.5)
     config = SirenConfig(entropy_anchor=anchor, entropy_coeff=1.0)
     zero_adv = torch.zeros_like(mask)                                            # only the regulariser acts
-    _, before = siren_loss(logp.detach(), logp, zero_adv, mask, "token-mean", config,
+    _, before = siren_loss(logp, logp.detach(), zero_adv, mask, "token-mean", config,
                            LossExtras(logits=logits, state=SirenState()))
-    loss, _ = siren_loss(logp.detach(), logp, zero_adv, mask, "token-mean", config,
+    loss, _ = siren_loss(logp, logp.detach(), zero_adv, mask, "token-mean", config,
                          LossExtras(logits=logits, state=SirenState()))
     (grad,) = torch.autograd.grad(loss, logits)
     stepped = (logits - 0.5 * grad).detach()
@@ -86,7 +86,7 @@ def test_policy_term_divides_the_token_sum_by_sequences_and_length():
     # on-policy, A = [[2, 2], [1, 1]]: PPO token loss -A, Σ = -6; SIREN's verl: Σ / (B·T) = -6 / 4 = -1.5
     logits, logp, mask = batch(B=2, T=2)
     adv = torch.tensor([[2.0, 2.0], [1.0, 1.0]])
-    loss, m = siren_loss(logp.detach(), logp, adv, mask, "seq-mean-token-sum-norm", SirenConfig(entropy_coeff=0.0),
+    loss, m = siren_loss(logp, logp.detach(), adv, mask, "seq-mean-token-sum-norm", SirenConfig(entropy_coeff=0.0),
                          LossExtras(logits=logits, state=SirenState()))
     assert loss.item() == pytest.approx(-1.5) and m["pg_loss"] == pytest.approx(-1.5)
 

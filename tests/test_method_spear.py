@@ -173,7 +173,7 @@ def test_weighting_through_the_advantage_equals_the_weighted_sum_of_two_losses()
     config = SPEARConfig(clip_cov_ratio=0.0, loss_scale_factor=5.0)
 
     def loss(r, adv):
-        return spear_loss(old[r], logp[r], adv[:, None].expand(-1, 3), mask[r], config=config)[0]
+        return spear_loss(logp[r], old[r], adv[:, None].expand(-1, 3), mask[r], config=config)[0]
     mixed = loss(slice(0, 6), torch.cat([A_on, c * A_rep]))
     split = loss(slice(0, 4), A_on) + c * loss(slice(4, 6), A_rep)
     torch.testing.assert_close(mixed, split)

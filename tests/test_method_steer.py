@@ -75,8 +75,8 @@ def test_exponential_weights_stay_in_lambda_min_to_one_and_the_largest_omega_get
 def test_lambda_min_one_is_plain_ppo_clip():
     old, logp, adv, mask, H = random_batch(seed=1)
     x, y = logp.clone().requires_grad_(True), logp.clone().requires_grad_(True)
-    ours, _ = steer_loss(old, x, adv, mask, "token-mean", SteerConfig(token_weight_min=1.0), LossExtras(entropy=H))
-    ref, _ = grpo_loss(old, y, adv, mask, "token-mean", PolicyLossConfig(0.2, 0.28, 10.0))
+    ours, _ = steer_loss(x, old, adv, mask, "token-mean", SteerConfig(token_weight_min=1.0), LossExtras(entropy=H))
+    ref, _ = grpo_loss(y, old, adv, mask, "token-mean", PolicyLossConfig(0.2, 0.28, 10.0))
     assert ours.item() == pytest.approx(ref.item())
     assert torch.allclose(torch.autograd.grad(ours, x)[0], torch.autograd.grad(ref, y)[0])
 
@@ -84,11 +84,11 @@ def test_lambda_min_one_is_plain_ppo_clip():
 def test_weights_carry_no_gradient_and_entropy_is_required():
     old, logp, adv, mask, H = random_batch(seed=2)
     H = H.clone().requires_grad_(True)
-    loss, _ = steer_loss(old, logp.clone().requires_grad_(True), adv, mask, "token-mean", SteerConfig(),
+    loss, _ = steer_loss(logp.clone().requires_grad_(True), old, adv, mask, "token-mean", SteerConfig(),
                          LossExtras(entropy=H))
     assert loss.grad_fn is not None and torch.autograd.grad(loss, H, allow_unused=True)[0] is None
     with pytest.raises(ValueError, match="steer needs the token entropy"):
-        steer_loss(old, logp, adv, mask, "token-mean", SteerConfig(), LossExtras())
+        steer_loss(logp, old, adv, mask, "token-mean", SteerConfig(), LossExtras())
 
 
 def test_two_smoke_steps_through_the_trainer(tmp_path):

@@ -29,7 +29,7 @@ def test_weights_hand_worked():
 def test_loss_hand_worked():
     H_grad = H.clone().requires_grad_(True)
     log_prob = LOGP.clone().requires_grad_(True)
-    loss, metrics = tea_rl_loss(LOGP, log_prob, ADV, MASK, "token-mean",
+    loss, metrics = tea_rl_loss(log_prob, LOGP, ADV, MASK, "token-mean",
                                 TEARLConfig(cov_alpha=2.0, clip_cov_ub=1.5), LossExtras(entropy=H_grad))
     # r = 1: PG token-mean = (−1 − 1 + 1 + 1)/4 = 0
     # bonus = (1.5·.5 + .238406·1 + 1·.2 + 1·.4) / 4 = 1.588406 / 4 = .397101
@@ -46,7 +46,7 @@ def test_loss_hand_worked():
 def test_released_form_lets_gradient_through_the_weights():
     def logp_grad(weight_grad):
         log_prob = LOGP.clone().requires_grad_(True)
-        loss, _ = tea_rl_loss(LOGP, log_prob, ADV, MASK, "token-mean",
+        loss, _ = tea_rl_loss(log_prob, LOGP, ADV, MASK, "token-mean",
                               TEARLConfig(cov_alpha=0.5, tea_weight_grad=weight_grad), LossExtras(entropy=H))
         loss.backward()
         return log_prob.grad

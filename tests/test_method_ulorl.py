@@ -22,7 +22,7 @@ H = torch.tensor([[0.05, 0.2, 0.05], [0.5, 0.5, 0.0]])
 
 def run(config=None, log_prob=None):
     log_prob = (OLD.clone() if log_prob is None else log_prob).requires_grad_(True)
-    loss, metrics = ulorl_loss(OLD, log_prob, ADV, MASK, "token-mean", config or UloRLConfig(),
+    loss, metrics = ulorl_loss(log_prob, OLD, ADV, MASK, "token-mean", config or UloRLConfig(),
                                LossExtras(entropy=H.clone()))
     loss.backward()
     return loss.item(), metrics, log_prob.grad

@@ -123,7 +123,7 @@ def minirl_loss(method, batch, agg_mode=None, **settings):
         setattr(config, key, value)
     extra = LossExtras(entropy=batch["H"], ref_log_prob=batch["ref_logp"])
     adv = batch["A"][:, None] * batch["mask"]                                    # (B, T), 0 on padding
-    loss, metrics = m.policy_loss(batch["old_logp"], batch["logp"], adv, batch["mask"], agg_mode or m.default_agg_mode,
+    loss, metrics = m.policy_loss(batch["logp"], batch["old_logp"], adv, batch["mask"], agg_mode or m.default_agg_mode,
                                   config, extra)
     assert metrics["clip_frac_lower"] == 0.0                                     # dual-clip never binds here
     assert 0.0 < metrics["clip_frac"] < 1.0                                      # but PPO clipping does

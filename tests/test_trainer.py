@@ -112,9 +112,9 @@ def test_method_state_is_driven_and_checkpointed(tmp_path):
             return {"calls": self.calls}
 
     @register_method("test_counter", state_cls=Counter, summary="test only")
-    def counting_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config, extra):
+    def counting_loss(logp, old_logp, adv, mask, agg_mode, config, extra):
         extra.state.calls += 1
-        return grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, None, extra)
+        return grpo_loss(logp, old_logp, adv, mask, agg_mode, None, extra)
 
     try:
         rows = train(smoke(steps=3, method="test_counter"), tmp_path / "run", progress=False)

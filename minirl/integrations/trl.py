@@ -14,7 +14,9 @@ and mirrors `minirl.trainer.Trainer._update`: log-probs and entropies come from 
 (`_get_per_token_logps_and_entropies`, its fused LM head at `args.temperature`); old log-probs are
 TRL's `old_per_token_logps` when TRL computed them (reused or vLLM samples), else the detached
 current ones, as TRL does; advantages are TRL's per sequence times the completion mask (B, T);
-`loss = METHODS[method].policy_loss(old_logp, logp, A, M, loss_agg_mode, config, extra)`. So these
+`loss = METHODS[method].policy_loss(logp, old_logp, adv, mask, loss_agg_mode, config, extra)`, TRL's
+names (`per_token_logps`, `old_per_token_logps`, `advantages`, `completion_mask`) translated to
+minirl's in `_compute_loss`. So these
 TRL settings no longer act: `loss_type` (the method's `default_agg_mode` rules, or pass
 `loss_agg_mode=`; note minirl's PPO-clip has verl's dual-clip c = 3 for A < 0, TRL's has none), and
 the ones that are refused with an error because a minirl method does their job or cannot:
@@ -103,12 +105,12 @@ class MinirlGRPOTrainer(GRPOTrainer):
     def _compute_loss(self, model, inputs):
         needs, mode = self.minirl_method.needs, "train" if self.model.training else "eval"
         mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)                    # tool output is not trained
-        log_prob, entropy, logits, aux_loss = self._forward(model, inputs)             # (B, T), (B, T), (B, T, V)
-        mask = mask.to(log_prob.dtype)
-        old_log_prob = inputs.get("old_per_token_logps")
-        old_log_prob = log_prob.detach() if old_log_prob is None else old_log_prob
+        logp, entropy, logits, aux_loss = self._forward(model, inputs)                 # (B, T), (B, T), (B, T, V)
+        mask = mask.to(logp.dtype)
+        old_logp = inputs.get("old_per_token_logps")
+        old_logp = logp.detach() if old_logp is None else old_logp
         adv = inputs["advantages"]
-        adv_tok = (adv[:, None] if adv.dim() == 1 else adv) * mask                      # (B, T), 0 on padding
+        adv = (adv[:, None] if adv.dim() == 1 else adv) * mask                          # (B, T), 0 on padding
         ref_log_prob = inputs.get("ref_per_token_logps")
         extra = LossExtras(
             entropy=entropy if "entropy" in needs else None,
@@ -116,12 +118,12 @@ class MinirlGRPOTrainer(GRPOTrainer):
             logits=logits if "logits" in needs else None,
             ref_log_prob=ref_log_prob if "ref_log_prob" in needs else None,
             step=self.state.global_step + 1, state=self.method_state)
-        loss, metrics = self.minirl_method.policy_loss(old_log_prob, log_prob, adv_tok, mask, self.loss_agg_mode,
+        loss, metrics = self.minirl_method.policy_loss(logp, old_logp, adv, mask, self.loss_agg_mode,
                                                        self.method_config, extra)
         if self.beta != 0.0 and "ref_log_prob" not in needs:
-            kl = kl_penalty(log_prob, ref_log_prob, "k3")                               # TRL's estimator
+            kl = kl_penalty(logp, ref_log_prob, "k3")                                   # TRL's estimator
             if self.args.use_bias_correction_kl:
-                kl = kl * torch.exp(log_prob - old_log_prob)
+                kl = kl * torch.exp(logp - old_logp)
             loss = loss + self.beta * aggregate_loss(kl, mask, self.loss_agg_mode,
                                                      getattr(self.method_config, "loss_scale_factor", None))
             metrics["kl_ref"] = masked_mean(kl.detach(), mask).item()
@@ -129,28 +131,28 @@ class MinirlGRPOTrainer(GRPOTrainer):
         loss = loss / normalizer
         if aux_loss is not None:                                                        # MoE router loss, as TRL
             loss = loss + self.router_aux_loss_coef * aux_loss / normalizer
-        self._log_minirl(mode, metrics, entropy.detach(), mask, old_log_prob, adv_tok)
+        self._log_minirl(mode, metrics, entropy.detach(), mask, old_logp, adv)
         return loss
 
     def _forward(self, model, inputs):
-        """(log_prob, entropy, logits or None, aux_loss or None) of the completion tokens."""
+        """(logp, entropy, logits or None, aux_loss or None) of the completion tokens."""
         prompt_ids, completion_ids = inputs["prompt_ids"], inputs["completion_ids"]
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
         attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
         T = completion_ids.size(1)
         if "logits" not in self.minirl_method.needs:
-            log_prob, entropy, aux_loss = self._get_per_token_logps_and_entropies(
+            logp, entropy, aux_loss = self._get_per_token_logps_and_entropies(
                 model, input_ids, attention_mask, T, compute_entropy=True, compute_aux_loss=self.aux_loss_enabled,
                 **{key: inputs.get(key) for key in VISION_KEYS})
-            return log_prob, entropy, None, aux_loss
+            return logp, entropy, None, aux_loss
         if any(inputs.get(key) is not None for key in VISION_KEYS) or self.aux_loss_enabled:
             raise ValueError(f"method {self.minirl_method.name!r} needs full logits; the adapter computes them "
                              "for text-only models without MoE router losses")
         with self.accelerator.autocast():
             out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=T + 1, use_cache=False)
         logits = out.logits[:, :-1].float() / self.temperature                  # (B, T, V): row t predicts token t
-        log_prob = torch.log_softmax(logits, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
-        return log_prob, token_entropy(logits), logits, None
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+        return logp, token_entropy(logits), logits, None
 
     def _old_entropy(self, inputs, entropy):
         """Entropy under π_old: TRL's rule for old log-probs applied to entropies."""
@@ -170,8 +172,8 @@ class MinirlGRPOTrainer(GRPOTrainer):
         return output
 
     # ------------------------------------------------------------------ metrics and the method's state
-    def _log_minirl(self, mode, metrics, entropy, mask, old_log_prob, adv_tok):
-        cov_mean, cov_top = covariance_summary(old_log_prob, adv_tok, mask)
+    def _log_minirl(self, mode, metrics, entropy, mask, old_logp, adv):
+        cov_mean, cov_top = covariance_summary(old_logp, adv, mask)
         values = {"cov_mean": cov_mean, "cov_top": cov_top,
                   **{metric_name(self.minirl_method.name, k): float(v) for k, v in metrics.items()}}
         totals = torch.tensor([(entropy * mask).sum().item(), mask.sum().item(), *values.values()],

@@ -141,7 +141,8 @@ def register_verl_losses(prefix: str = "minirl_", methods: list[str] | None = No
 
 
 def _verl_loss(method: Method, overrides: dict):
-    """A function with verl's PolicyLossFn signature that runs `method`."""
+    """A function with verl's PolicyLossFn signature (verl's names and order, old log-probs first) that
+    runs `method` (minirl's: `logp, old_logp, adv, mask`, new first)."""
 
     def policy_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode: str = "token-mean",
                     config=None, rollout_is_weights=None) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -152,9 +153,9 @@ def _verl_loss(method: Method, overrides: dict):
             raise ValueError(f"minirl method {method.name!r} has no loss_agg_mode {loss_agg_mode!r}; "
                              f"choose one of: {', '.join(AGG_MODES)}")
         method_config = method.make_config({**_from_verl(method, config), **overrides})
-        mask = response_mask.to(log_prob.dtype)
-        loss, metrics = method.policy_loss(old_log_prob, log_prob, advantages, mask, loss_agg_mode,
-                                           method_config, LossExtras())
+        logp, old_logp, adv = log_prob, old_log_prob, advantages               # verl's names -> minirl's
+        mask = response_mask.to(logp.dtype)
+        loss, metrics = method.policy_loss(logp, old_logp, adv, mask, loss_agg_mode, method_config, LossExtras())
         info = _get(config, "global_batch_info", None) or {}
         loss = loss * _global_scale(mask, loss_agg_mode, info)
         return loss, {METRIC_NAMES.get(k, f"actor/{method.name}/{k}"): v for k, v in metrics.items()

@@ -115,7 +115,7 @@ def aepo_batch(rollout, rewards, advantages, config: AEPOConfig, ctx: BatchConte
 
 @register_method("aepo", config_cls=AEPOConfig, state_cls=AEPOState, transform_batch=aepo_batch,
                  summary="arbitrary-entropy AEPO: reinforce correct samples drawn hotter or colder to hold a target entropy")
-def aepo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def aepo_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
               config: AEPOConfig | None = None, extra=None):
     """GRPO's PPO-clip loss on the batch that `aepo_batch` prepared."""
-    return grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config or AEPOConfig(), extra)
+    return grpo_loss(logp, old_logp, adv, mask, agg_mode, config or AEPOConfig(), extra)

@@ -229,8 +229,8 @@ def entropy_balanced_groups(examples: list, config: AEPOAgenticConfig, ctx: Samp
 @register_method("aepo_agentic", config_cls=AEPOAgenticConfig, default_agg_mode="token-mean", needs=("entropy",),
                  sample_groups=entropy_balanced_groups,
                  summary="AEPO (agentic): entropy-balanced tool rollout (budget split, branch penalty) + its loss")
-def aepo_agentic(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def aepo_agentic(logp, old_logp, adv, mask, agg_mode="token-mean",
                  config: AEPOAgenticConfig | None = None, extra=None):
     """The update of `aepo_agentic_loss` on the batch the entropy-balanced rollout sampled."""
-    return aepo_agentic_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode,
+    return aepo_agentic_loss(logp, old_logp, adv, mask, agg_mode,
                              config or AEPOAgenticConfig(), extra)

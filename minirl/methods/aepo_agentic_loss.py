@@ -57,9 +57,9 @@ class AEPOAgenticLossConfig(PolicyLossConfig):
     """g: gain of the entropy-aware advantage (hard-coded 0.2 in the official code)."""
 
 
-def entropy_scale(H: torch.Tensor, response_mask: torch.Tensor, gain: float) -> torch.Tensor:
+def entropy_scale(H: torch.Tensor, mask: torch.Tensor, gain: float) -> torch.Tensor:
     """1 + g·z_t with z_t the entropy standardised over the response tokens (detached). (B, T)."""
-    H_valid = H.detach()[response_mask.bool()]
+    H_valid = H.detach()[mask.bool()]
     if H_valid.numel() == 0:
         return torch.ones_like(H)
     std = H_valid.std() if H_valid.numel() > 1 else H.new_tensor(0.0)
@@ -71,16 +71,16 @@ def entropy_scale(H: torch.Tensor, response_mask: torch.Tensor, gain: float) -> 
 @register_method("aepo_agentic_loss", config_cls=AEPOAgenticLossConfig, default_agg_mode="token-mean",
                  needs=("entropy",),
                  summary="AEPO (agentic) loss: gradient-keeping high clip + entropy-scaled advantages")
-def aepo_agentic_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def aepo_agentic_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                       config: AEPOAgenticLossConfig | None = None, extra: LossExtras | None = None):
     config = config or AEPOAgenticLossConfig()
     eps_low, eps_high, c = config.clip_ratio_low, config.clip_ratio_high, config.clip_ratio_c
-    scale = torch.ones_like(advantages)
+    scale = torch.ones_like(adv)
     if config.enable_entropy_balanced_advantage:
-        scale = entropy_scale(extra.entropy, response_mask, config.advantage_gain)   # (B, T)
-    A_hat = advantages * scale                                                        # (B, T)
+        scale = entropy_scale(extra.entropy, mask, config.advantage_gain)            # (B, T)
+    A_hat = adv * scale                                                               # (B, T)
 
-    r = torch.exp(log_prob - old_log_prob)                                            # (B, T)
+    r = torch.exp(logp - old_logp)                                                    # (B, T)
     above = r > 1.0 + eps_high
     upper = (1.0 + eps_high) * r / r.detach() if config.enable_entropy_balanced_clipping \
         else torch.full_like(r, 1.0 + eps_high)
@@ -89,15 +89,15 @@ def aepo_agentic_loss(old_log_prob, log_prob, advantages, response_mask, loss_ag
     ell = torch.maximum(unclipped, clipped)
     is_clipped = clipped > unclipped
     ell, dual = dual_clip(ell, A_hat, c)
-    loss = aggregate_loss(ell, response_mask, loss_agg_mode, config.loss_scale_factor)
+    loss = aggregate_loss(ell, mask, agg_mode, config.loss_scale_factor)
 
-    M = response_mask.bool()
+    M = mask.bool()
     kept = above & (A_hat > 0) if config.enable_entropy_balanced_clipping else torch.zeros_like(above)
     metrics = {
-        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
-        "high_clip_grad_frac": masked_mean(kept.float(), response_mask).item(),
+        **ppo_metrics(loss, logp, old_logp, is_clipped, dual, mask),
+        "high_clip_grad_frac": masked_mean(kept.float(), mask).item(),
         "adv_scale_min": scale[M].min().item() if M.any() else 1.0,
         "adv_scale_max": scale[M].max().item() if M.any() else 1.0,
-        "adv_sign_flip_frac": masked_mean((scale < 0).float(), response_mask).item(),
+        "adv_sign_flip_frac": masked_mean((scale < 0).float(), mask).item(),
     }
     return loss, metrics

@@ -90,27 +90,27 @@ def clip_cov_selection(cov: torch.Tensor, mask: torch.Tensor, is_clipped: torch.
 
 @register_method("clip_cov", config_cls=ClipCovConfig, default_agg_mode="token-mean",
                  summary="Clip-Cov: detach a random few tokens whose logp-advantage covariance is in a band")
-def clip_cov_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def clip_cov_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                   config: ClipCovConfig | None = None, extra: LossExtras | None = None):
     config = config or ClipCovConfig()
-    loss_mat, is_clipped, dual = ppo_clip_token_loss(
-        log_prob, old_log_prob, advantages,
+    ell, is_clipped, dual = ppo_clip_token_loss(
+        logp, old_logp, adv,
         eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    M = response_mask.bool()
+    M = mask.bool()
     I_clip, C = torch.zeros_like(M), torch.zeros_like(M)                       # (B, T)
     chunk = config.micro_batch_size or len(M)
     # centre on the whole rollout's means when known, unless asked for per-chunk centring
     rollout_means = extra.rollout_means() if extra is not None and config.micro_batch_size is None else None
     for rows in torch.arange(len(M)).split(chunk):                              # one chunk by default
-        cov = centred_covariance(log_prob[rows].detach(), advantages[rows], M[rows], rollout_means)
+        cov = centred_covariance(logp[rows].detach(), adv[rows], M[rows], rollout_means)
         I_clip[rows], C[rows] = clip_cov_selection(cov, M[rows], is_clipped[rows] & M[rows],
                                                    config.clip_cov_ratio, config.clip_cov_lb, config.clip_cov_ub)
-    loss_mat = loss_mat.masked_fill(I_clip, 0.0)                                 # no loss, no gradient
-    loss = aggregate_loss(loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
+    ell = ell.masked_fill(I_clip, 0.0)                                           # no loss, no gradient
+    loss = aggregate_loss(ell, mask, agg_mode, config.loss_scale_factor)
     metrics = {
-        **ppo_metrics(loss, log_prob, old_log_prob, I_clip, dual, response_mask),  # clip_frac = |I_clip| / N
+        **ppo_metrics(loss, logp, old_logp, I_clip, dual, mask),                   # clip_frac = |I_clip| / N
         "n_detached": float(I_clip.sum().item()),
         "n_candidates": float(C.sum().item()),
-        "ppo_clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
+        "ppo_clip_frac": masked_mean(is_clipped.float(), mask).item(),
     }
     return loss, metrics

@@ -131,7 +131,7 @@ def cure_batch(rollout, rewards, advantages, config: CUREConfig, ctx: BatchConte
 @register_method("cure", config_cls=CUREConfig, default_agg_mode="token-mean", transform_batch=cure_batch,
                  train_defaults={"dynamic_sampling": True, "group_size": 4},
                  summary="CURE: re-sample from high-entropy critical tokens, train originals + branches (then DAPO)")
-def cure_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def cure_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
               config: CUREConfig | None = None, extra=None):
     """DAPO's loss on the batch that `cure_batch` prepared."""
-    return dapo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config or CUREConfig(), extra)
+    return dapo_loss(logp, old_logp, adv, mask, agg_mode, config or CUREConfig(), extra)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss, ppo_metrics
+from ..core import masked_mean, ppo_clip_loss
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -50,17 +50,15 @@ class DAPOConfig(PolicyLossConfig):
 @register_method("dapo", config_cls=DAPOConfig, default_agg_mode="token-mean",
                  train_defaults={"dynamic_sampling": True},
                  summary="clip-higher (0.2/0.28), token-mean loss, dynamic sampling of informative groups")
-def dapo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def dapo_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
               config: DAPOConfig | None = None, extra: LossExtras | None = None):
     config = config or DAPOConfig()
     eps_low, eps_high = config.clip_ratio_low, config.clip_ratio_high
-    ell, is_clipped, dual = ppo_clip_token_loss(                                  # ℓ (B, T)
-        log_prob, old_log_prob, advantages, eps_low=eps_low, eps_high=eps_high, clip_ratio_c=config.clip_ratio_c)
-    loss = aggregate_loss(ell, response_mask, loss_agg_mode, config.loss_scale_factor)
-    ratio = (log_prob - old_log_prob).exp().detach()                             # r (B, T)
+    loss, pg_metrics = ppo_clip_loss(logp, old_logp, adv, mask, agg_mode, config)
+    ratio = (logp - old_logp).exp().detach()                                     # r (B, T)
     metrics = {
-        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
-        "clip_frac_high": masked_mean(((advantages > 0) & (ratio > 1 + eps_high)).float(), response_mask).item(),
-        "clip_frac_low": masked_mean(((advantages < 0) & (ratio < 1 - eps_low)).float(), response_mask).item(),
+        **pg_metrics,
+        "clip_frac_high": masked_mean(((adv > 0) & (ratio > 1 + eps_high)).float(), mask).item(),
+        "clip_frac_low": masked_mean(((adv < 0) & (ratio < 1 - eps_low)).float(), mask).item(),
     }
     return loss, metrics

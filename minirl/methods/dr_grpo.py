@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core import aggregate_loss, ppo_clip_token_loss, ppo_metrics
+from ..core import ppo_clip_loss
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -45,16 +45,9 @@ class DrGRPOConfig(PolicyLossConfig):
 @register_method("dr_grpo", config_cls=DrGRPOConfig, default_agg_mode="seq-mean-token-sum-norm",
                  train_defaults={"scale_adv_by_std": False},
                  summary="GRPO without length and std normalisation: centred advantages, constant divisor")
-def dr_grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="seq-mean-token-sum-norm",
+def dr_grpo_loss(logp, old_logp, adv, mask, agg_mode="seq-mean-token-sum-norm",
                  config: DrGRPOConfig | None = None, extra: LossExtras | None = None):
     config = config or DrGRPOConfig()
-    ell, is_clipped, dual = ppo_clip_token_loss(                                  # ℓ (B, T)
-        log_prob, old_log_prob, advantages,
-        eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    L_max = config.loss_scale_factor or response_mask.shape[1]
-    loss = aggregate_loss(ell, response_mask, loss_agg_mode, L_max)
-    metrics = {
-        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
-        "L_max": float(L_max),
-    }
-    return loss, metrics
+    loss, metrics = ppo_clip_loss(logp, old_logp, adv, mask, agg_mode, config)
+    L_max = config.loss_scale_factor or mask.shape[1]                  # what seq-mean-token-sum-norm divides by
+    return loss, {**metrics, "L_max": float(L_max)}

@@ -131,7 +131,7 @@ def empg_batch(rollout, rewards, advantages, config: EMPGConfig, ctx: BatchConte
 
 @register_method("empg", config_cls=EMPGConfig, transform_batch=empg_batch, default_agg_mode="token-mean",
                  summary="EMPG: step advantages scaled by step confidence, plus a bonus for a clear next step")
-def empg_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def empg_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
               config: EMPGConfig | None = None, extra=None):
     """GRPO's PPO-clip on the per-token advantages that `empg_batch` prepared."""
-    return grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config or EMPGConfig(), extra)
+    return grpo_loss(logp, old_logp, adv, mask, agg_mode, config or EMPGConfig(), extra)

@@ -57,15 +57,15 @@ def check_config(config: EntropyAdvConfig) -> None:
                          "advantages; use kappa >= 1")
 
 
-def entropy_advantage(A: torch.Tensor, H: torch.Tensor, response_mask: torch.Tensor, config: EntropyAdvConfig):
+def entropy_advantage(A: torch.Tensor, H: torch.Tensor, mask: torch.Tensor, config: EntropyAdvConfig):
     """A' = A + min(α·sg(H), |A|/κ) on (B, T) tensors, and the metrics of the shaping."""
-    psi = torch.minimum(config.alpha * H.detach(), A.abs() / config.kappa) * response_mask   # (B, T)
-    moving = (A != 0) & response_mask.bool()
+    psi = torch.minimum(config.alpha * H.detach(), A.abs() / config.kappa) * mask            # (B, T)
+    moving = (A != 0) & mask.bool()
     clipped = (A.abs() / config.kappa < config.alpha * H.detach()) & moving
-    metrics = {"psi_mean": masked_mean(psi, response_mask).item(),
+    metrics = {"psi_mean": masked_mean(psi, mask).item(),
                "psi_clip_frac": (clipped.sum() / moving.sum().clamp(min=1)).item(),
-               "adv_mean_before": masked_mean(A, response_mask).item(),
-               "adv_mean_after": masked_mean(A + psi, response_mask).item()}
+               "adv_mean_before": masked_mean(A, mask).item(),
+               "adv_mean_after": masked_mean(A + psi, mask).item()}
     return A + psi, metrics
 
 
@@ -83,7 +83,7 @@ def entropy_adv_batch(rollout, rewards, advantages, config: EntropyAdvConfig, ct
 @register_method("entropy_adv", config_cls=EntropyAdvConfig, transform_batch=entropy_adv_batch,
                  default_agg_mode="token-mean", needs=("logits",),
                  summary="Entropy-Adv (Cheng et al.): advantage + min(alpha*H, |A|/kappa), entropy detached")
-def entropy_adv_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def entropy_adv_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                      config: EntropyAdvConfig | None = None, extra: LossExtras | None = None):
     """GRPO's PPO-clip; with entropy_source=current the advantage is shaped here, by π_θ's entropy."""
     config = config or EntropyAdvConfig()
@@ -92,6 +92,6 @@ def entropy_adv_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg
     if config.entropy_source == "current":
         with torch.no_grad():
             H = token_entropy(extra.logits.detach())                                        # (B, T)
-        advantages, shaping = entropy_advantage(advantages, H, response_mask, config)
-    loss, metrics = grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config, extra)
+        adv, shaping = entropy_advantage(adv, H, mask, config)
+    loss, metrics = grpo_loss(logp, old_logp, adv, mask, agg_mode, config, extra)
     return loss, {**metrics, **shaping}

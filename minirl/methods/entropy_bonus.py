@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core import aggregate_loss, ppo_clip_token_loss, ppo_metrics
+from ..core import aggregate_loss, ppo_clip_loss
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -45,19 +45,16 @@ class EntropyBonusConfig(PolicyLossConfig):
 @register_method("entropy_bonus", config_cls=EntropyBonusConfig, default_agg_mode="token-mean",
                  needs=("entropy",), summary="PPO-clip minus c times the mean full-vocabulary entropy",
                  acts_without_advantages=lambda config: config.entropy_coeff != 0)   # −c·H needs no advantage
-def entropy_bonus_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def entropy_bonus_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                        config: EntropyBonusConfig | None = None, extra: LossExtras | None = None):
     config = config or EntropyBonusConfig()
-    ell, is_clipped, dual = ppo_clip_token_loss(                                  # ℓ (B, T)
-        log_prob, old_log_prob, advantages,
-        eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    pg_loss = aggregate_loss(ell, response_mask, loss_agg_mode, config.loss_scale_factor)
+    pg_loss, pg_metrics = ppo_clip_loss(logp, old_logp, adv, mask, agg_mode, config)
     H = extra.entropy                                                             # (B, T), with gradient
-    H_agg = aggregate_loss(H, response_mask, config.entropy_agg_mode or loss_agg_mode, config.loss_scale_factor)
+    H_agg = aggregate_loss(H, mask, config.entropy_agg_mode or agg_mode, config.loss_scale_factor)
     c = config.entropy_coeff
     loss = pg_loss - c * H_agg
     metrics = {
-        **ppo_metrics(pg_loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
+        **pg_metrics,
         "entropy_term": H_agg.item(),
         "bonus": c * H_agg.item(),
     }

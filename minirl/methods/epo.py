@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss, ppo_metrics
+from ..core import aggregate_loss, masked_mean, ppo_clip_loss
 from .registry import LossExtras, MethodState, PolicyLossConfig, register_method
 
 SMOOTH_FORMS = ("hinge", "squared_hinge", "released")
@@ -117,21 +117,18 @@ def band_penalty(H, H_hist: float, lo: float, hi: float, out_penalty: float, for
 @register_method("epo", config_cls=EPOConfig, default_agg_mode="token-mean", needs=("entropy",),
                  state_cls=EPOState, acts_without_advantages=lambda config: config.entropy_coeff != 0,  # bonus, band
                  summary="EPO: entropy bonus + penalty on entropy outside a band around its history")
-def epo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def epo_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
              config: EPOConfig | None = None, extra: LossExtras | None = None):
     config = config or EPOConfig()
-    loss_mat, is_clipped, dual = ppo_clip_token_loss(
-        log_prob, old_log_prob, advantages,
-        eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    pg_loss = aggregate_loss(loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
+    pg_loss, pg_metrics = ppo_clip_loss(logp, old_logp, adv, mask, agg_mode, config)
 
     H = extra.entropy                                                          # (B, T), with gradient
-    entropy_bonus = aggregate_loss(H, response_mask, loss_agg_mode, config.loss_scale_factor)
+    entropy_bonus = aggregate_loss(H, mask, agg_mode, config.loss_scale_factor)
     H_hist = extra.state.mean() if extra.state is not None else None
     smooth, w, smooth_metrics = H.sum() * 0.0, 1.0, {}
     if config.entropy_smooth and H_hist is not None:
         if config.entropy_smooth_mask_mode == "seq":
-            H_cmp = masked_mean(H, response_mask, dim=1)[:, None].expand_as(H)   # (B, T)
+            H_cmp = masked_mean(H, mask, dim=1)[:, None].expand_as(H)            # (B, T)
         elif config.entropy_smooth_mask_mode == "token":
             H_cmp = H
         else:
@@ -140,13 +137,13 @@ def epo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="t
         P, inside = band_penalty(H_cmp, H_hist, config.entropy_smooth_min_ratio, config.entropy_smooth_max_ratio,
                                  config.entropy_smooth_out_range_penalty, config.smooth_form)
         w = phase_weight(extra.step - 1, config.phase_epochs) if config.enable_smooth_weights else 1.0
-        smooth = w * aggregate_loss(P, response_mask, loss_agg_mode, config.loss_scale_factor)
-        smooth_metrics = {"entropy_mask_ratio": masked_mean(inside.float(), response_mask).item(),
+        smooth = w * aggregate_loss(P, mask, agg_mode, config.loss_scale_factor)
+        smooth_metrics = {"entropy_mask_ratio": masked_mean(inside.float(), mask).item(),
                           "hist_entropy": H_hist}
     loss = pg_loss - config.entropy_coeff * (entropy_bonus - config.entropy_smooth_coeff * smooth)
 
     metrics = {
-        **ppo_metrics(pg_loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
+        **pg_metrics,
         "phase_weight": w,
         "smooth_penalty": smooth.item(),
         "entropy_bonus": entropy_bonus.item(),

@@ -192,7 +192,7 @@ def vote_metrics(answers, labels, pseudo, true_rewards, n_groups: int) -> dict:
 
 @register_method("ettrl", config_cls=ETTRLConfig, default_agg_mode="token-mean", transform_batch=ettrl_batch,
                  summary="ETTRL: label-free majority vote over an entropy-fork tree, entropy-reshaped advantages")
-def ettrl_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def ettrl_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                config: ETTRLConfig | None = None, extra=None):
     """GRPO's PPO-clip loss on the leaves that `ettrl_batch` prepared."""
-    return grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config or ETTRLConfig(), extra)
+    return grpo_loss(logp, old_logp, adv, mask, agg_mode, config or ETTRLConfig(), extra)

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, group_advantages, ppo_clip_token_loss, ppo_metrics
+from ..core import aggregate_loss, group_advantages, ppo_clip_loss
 from ..embeddings import EMBEDDERS, embed_texts, policy_hidden_embeddings
 from .registry import BatchContext, LossExtras, PolicyLossConfig, register_method
 from .ttrl import label_is_right, majority_vote, vote_set
@@ -168,14 +168,12 @@ def _check(config: EvolRLConfig) -> None:
                  needs=("entropy",), train_defaults={"kl_coef": 0.001},
                  acts_without_advantages=lambda config: config.entropy_coeff != 0,   # −c·H needs no advantage
                  summary="label-free EVOL-RL: majority vote selects, embedding novelty ranks within each class")
-def evol_rl_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def evol_rl_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                  config: EvolRLConfig | None = None, extra: LossExtras | None = None):
     """PPO-clip with clip-higher minus c times the aggregated entropy of π_θ."""
     config = config or EvolRLConfig()
-    ell, is_clipped, dual = ppo_clip_token_loss(log_prob, old_log_prob, advantages, eps_low=config.clip_ratio_low,
-                                                eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    pg_loss = aggregate_loss(ell, response_mask, loss_agg_mode, config.loss_scale_factor)
-    H_agg = aggregate_loss(extra.entropy, response_mask, loss_agg_mode, config.loss_scale_factor)   # H (B, T)
+    pg_loss, pg_metrics = ppo_clip_loss(logp, old_logp, adv, mask, agg_mode, config)
+    H_agg = aggregate_loss(extra.entropy, mask, agg_mode, config.loss_scale_factor)                 # H (B, T)
     loss = pg_loss - config.entropy_coeff * H_agg
-    return loss, {**ppo_metrics(pg_loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
+    return loss, {**pg_metrics,
                   "entropy_term": H_agg.item(), "bonus": config.entropy_coeff * H_agg.item()}

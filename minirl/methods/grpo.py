@@ -8,17 +8,13 @@ The baseline every intervention is compared against. Its entropy collapses.
 """
 from __future__ import annotations
 
-from ..core import aggregate_loss, ppo_clip_token_loss, ppo_metrics
+from ..core import ppo_clip_loss
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
 @register_method("grpo", default_agg_mode="seq-mean-token-mean",
                  summary="PPO-clip on group-normalised advantages; the baseline that collapses")
-def grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="seq-mean-token-mean",
+def grpo_loss(logp, old_logp, adv, mask, agg_mode="seq-mean-token-mean",
               config: PolicyLossConfig | None = None, extra: LossExtras | None = None):
     config = config or PolicyLossConfig()
-    loss_mat, is_clipped, dual = ppo_clip_token_loss(
-        log_prob, old_log_prob, advantages,
-        eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    loss = aggregate_loss(loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
-    return loss, ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask)
+    return ppo_clip_loss(logp, old_logp, adv, mask, agg_mode, config)

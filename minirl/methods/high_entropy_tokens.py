@@ -85,23 +85,23 @@ def high_entropy_mask(H: torch.Tensor, mask: torch.Tensor, rho: float, selection
 @register_method("high_entropy_tokens", config_cls=HighEntropyTokensConfig, default_agg_mode="token-mean",
                  needs=("entropy",), train_defaults={"dynamic_sampling": True},
                  summary="policy gradient only on the top-20% highest-entropy tokens (80/20 rule, on DAPO)")
-def high_entropy_tokens_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def high_entropy_tokens_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                              config: HighEntropyTokensConfig | None = None, extra: LossExtras | None = None):
     config = config or HighEntropyTokensConfig()
     if not 0.0 <= config.top_ratio <= 1.0:
         raise ValueError(f"top_ratio must be in [0, 1] (got {config.top_ratio})")
     ell, is_clipped, dual = ppo_clip_token_loss(                                  # ℓ (B, T)
-        log_prob, old_log_prob, advantages,
+        logp, old_logp, adv,
         eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
     H = extra.entropy                                                             # (B, T)
-    I, tau = high_entropy_mask(H, response_mask, config.top_ratio, config.selection)
-    M = response_mask.to(ell.dtype)
+    I, tau = high_entropy_mask(H, mask, config.top_ratio, config.selection)
+    M = mask.to(ell.dtype)
     if config.normalise_by_kept:
-        loss = aggregate_loss(ell, M * I, loss_agg_mode, config.loss_scale_factor)
+        loss = aggregate_loss(ell, M * I, agg_mode, config.loss_scale_factor)
     else:
-        loss = aggregate_loss(ell * I, M, loss_agg_mode, config.loss_scale_factor)
+        loss = aggregate_loss(ell * I, M, agg_mode, config.loss_scale_factor)
     metrics = {
-        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
+        **ppo_metrics(loss, logp, old_logp, is_clipped, dual, mask),
         "threshold": tau,
         "frac_kept": (I.sum() / M.sum().clamp(min=1)).item(),
         "entropy_kept": masked_mean(H.detach(), I).item(),

@@ -73,29 +73,29 @@ def kl_cov_selection(cov: torch.Tensor, mask: torch.Tensor, ratio: float) -> tor
 
 @register_method("kl_cov", config_cls=KLCovConfig, default_agg_mode="token-mean",
                  summary="KL-Cov: unclipped ratio loss plus a |log r| penalty on the top-covariance tokens")
-def kl_cov_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def kl_cov_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                 config: KLCovConfig | None = None, extra: LossExtras | None = None):
     config = config or KLCovConfig()
-    log_r = log_prob - old_log_prob                                             # (B, T)
+    log_r = logp - old_logp                                                     # (B, T)
     r = torch.exp(log_r)
-    M = response_mask.bool()
+    M = mask.bool()
     I_KL = torch.zeros_like(M)                                                  # (B, T)
     chunk = config.micro_batch_size or len(M)
     # centre on the whole rollout's means when known, unless asked for per-chunk centring
     rollout_means = extra.rollout_means() if extra is not None and config.micro_batch_size is None else None
     for rows in torch.arange(len(M)).split(chunk):                              # one chunk by default
-        cov = centred_covariance(log_prob[rows].detach(), advantages[rows], M[rows], rollout_means)
+        cov = centred_covariance(logp[rows].detach(), adv[rows], M[rows], rollout_means)
         I_KL[rows] = kl_cov_selection(cov, M[rows], config.kl_cov_ratio)
     penalty_mat = config.ppo_kl_coef * log_r.abs() * I_KL                       # β·|log r|·1[I_KL]
-    loss_mat = -advantages * r + penalty_mat
-    loss = aggregate_loss(loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
+    ell = -adv * r + penalty_mat
+    loss = aggregate_loss(ell, mask, agg_mode, config.loss_scale_factor)
     metrics = {
         "pg_loss": loss.item(),
         "clip_frac": 0.0,
         "clip_frac_lower": 0.0,
-        "ppo_kl": masked_mean(old_log_prob - log_prob, response_mask).item(),
-        "abs_kl": masked_mean(log_r.abs(), response_mask).item(),
+        "ppo_kl": masked_mean(old_logp - logp, mask).item(),
+        "abs_kl": masked_mean(log_r.abs(), mask).item(),
         "n_selected": float(I_KL.sum().item()),
-        "penalty": aggregate_loss(penalty_mat, response_mask, loss_agg_mode, config.loss_scale_factor).item(),
+        "penalty": aggregate_loss(penalty_mat, mask, agg_mode, config.loss_scale_factor).item(),
     }
     return loss, metrics

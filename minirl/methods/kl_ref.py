@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core import aggregate_loss, kl_penalty, masked_mean, ppo_clip_token_loss, ppo_metrics
+from ..core import aggregate_loss, kl_penalty, masked_mean, ppo_clip_loss
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -63,20 +63,17 @@ def kl_estimate(logp, ref_logp, estimator: str = "k3"):
                  needs=("ref_log_prob",), train_defaults={"kl_coef": 0.0},
                  acts_without_advantages=lambda config: config.kl_loss_coef != 0,   # β·KL to the reference
                  summary="PPO-clip plus beta times KL(pi_theta || pi_ref) to the warm start (k1/k2/k3)")
-def kl_ref_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="seq-mean-token-mean",
+def kl_ref_loss(logp, old_logp, adv, mask, agg_mode="seq-mean-token-mean",
                 config: KLRefConfig | None = None, extra: LossExtras | None = None):
     config = config or KLRefConfig()
-    ell, is_clipped, dual = ppo_clip_token_loss(                                  # ℓ (B, T)
-        log_prob, old_log_prob, advantages,
-        eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    pg_loss = aggregate_loss(ell, response_mask, loss_agg_mode, config.loss_scale_factor)
-    k = kl_estimate(log_prob, extra.ref_log_prob, config.kl_estimator)           # (B, T)
+    pg_loss, pg_metrics = ppo_clip_loss(logp, old_logp, adv, mask, agg_mode, config)
+    k = kl_estimate(logp, extra.ref_log_prob, config.kl_estimator)               # (B, T)
     if config.ratio_weighted:
-        k = k * (log_prob - old_log_prob).exp()                                   # r·k
-    kl_loss = config.kl_loss_coef * aggregate_loss(k, response_mask, loss_agg_mode, config.loss_scale_factor)
+        k = k * (logp - old_logp).exp()                                           # r·k
+    kl_loss = config.kl_loss_coef * aggregate_loss(k, mask, agg_mode, config.loss_scale_factor)
     metrics = {
-        **ppo_metrics(pg_loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
-        "kl_ref": masked_mean(k, response_mask).item(),
+        **pg_metrics,
+        "kl_ref": masked_mean(k, mask).item(),
         "kl_loss": kl_loss.item(),
     }
     return pg_loss + kl_loss, metrics

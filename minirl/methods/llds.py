@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss
+from ..core import masked_mean, ppo_clip_loss
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -80,31 +80,25 @@ def displacement_gate(d: torch.Tensor, P: torch.Tensor, per_action: bool, thresh
 
 @register_method("llds", config_cls=LLDSConfig, default_agg_mode="token-mean",
                  summary="LLDS: hinge on likelihood decreases of A≥0 tokens, gated per action/response")
-def llds_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def llds_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
               config: LLDSConfig | None = None, extra: LossExtras | None = None):
     config = config or LLDSConfig()
-    loss_mat, is_clipped, dual = ppo_clip_token_loss(
-        log_prob, old_log_prob, advantages,
-        eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    pg_loss = aggregate_loss(loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
+    pg_loss, pg_metrics = ppo_clip_loss(logp, old_logp, adv, mask, agg_mode, config)
 
-    d = old_log_prob - log_prob                                          # (B, T)
-    P = response_mask.bool() & (advantages >= 0)                         # preserving set
+    d = old_logp - logp                                                  # (B, T)
+    P = mask.bool() & (adv >= 0)                                         # preserving set
     gate, n_gated = displacement_gate(d.detach(), P, config.chunk_noreduce, config.reduce_threshold)
-    L_llds = config.no_reduce_lambda * masked_mean(gate * torch.relu(d), response_mask)
+    L_llds = config.no_reduce_lambda * masked_mean(gate * torch.relu(d), mask)
     loss = pg_loss + L_llds
 
-    M = response_mask.bool()
+    M = mask.bool()
     preserving_rows = P.any(dim=1)                                       # responses with A ≥ 0
     metrics = {
-        "pg_loss": pg_loss.item(),
-        "clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
-        "clip_frac_lower": masked_mean(dual.float(), response_mask).item(),
-        "ppo_kl": masked_mean(d, response_mask).item(),
+        **pg_metrics,
         "loss_noreduce": L_llds.item(),
-        "active_frac": masked_mean((gate & (d > 0)).float(), response_mask).item(),
+        "active_frac": masked_mean((gate & (d > 0)).float(), mask).item(),
         "mean_reduce_chunk": n_gated[preserving_rows].float().mean().item() if preserving_rows.any() else 0.0,
-        "pos_old_logp": masked_mean(old_log_prob, M & (advantages > 0)).item(),
-        "neg_old_logp": masked_mean(old_log_prob, M & (advantages < 0)).item(),
+        "pos_old_logp": masked_mean(old_logp, M & (adv > 0)).item(),
+        "neg_old_logp": masked_mean(old_logp, M & (adv < 0)).item(),
     }
     return loss, metrics

@@ -107,29 +107,29 @@ def lowest_logp_negatives(logp: torch.Tensor, adv: torch.Tensor, mask: torch.Ten
 
 @register_method("lp_reg", config_cls=LpRegConfig, default_agg_mode="token-mean", needs=("logits",),
                  summary="Lp-Reg: KL pull to a min-p proxy on the rarest tokens of negative samples")
-def lp_reg_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def lp_reg_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                 config: LpRegConfig | None = None, extra: LossExtras | None = None):
     config = config or LpRegConfig()
     if extra is None or extra.logits is None:
         raise ValueError("lp_reg needs the logits: pass LossExtras(logits=...) (the trainer does)")
-    proxy_logp = min_p_proxy_log_prob(extra.logits, log_prob, config.minp_p_threshold, config.regular_type)
-    loss_mat, is_clipped, dual = ppo_clip_token_loss(
-        log_prob, old_log_prob, advantages,
+    proxy_logp = min_p_proxy_log_prob(extra.logits, logp, config.minp_p_threshold, config.regular_type)
+    ell, is_clipped, dual = ppo_clip_token_loss(
+        logp, old_logp, adv,
         eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    S = lowest_logp_negatives(log_prob, advantages, response_mask, config.logp_neg_k_percent)
-    S_star = S & (log_prob.detach() < proxy_logp)                               # (B, T)
-    kl = kl_penalty(log_prob, proxy_logp, config.kl_type)
+    S = lowest_logp_negatives(logp, adv, mask, config.logp_neg_k_percent)
+    S_star = S & (logp.detach() < proxy_logp)                                   # (B, T)
+    kl = kl_penalty(logp, proxy_logp, config.kl_type)
     if config.kl_type == "k3":
         kl = kl.clamp(-10.0, 10.0)
-    r = torch.exp(log_prob - old_log_prob)
-    loss_mat = torch.where(S_star, -advantages * r + config.ppo_kl_coef * kl, loss_mat)
-    loss = aggregate_loss(loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
+    r = torch.exp(logp - old_logp)
+    ell = torch.where(S_star, -adv * r + config.ppo_kl_coef * kl, ell)
+    loss = aggregate_loss(ell, mask, agg_mode, config.loss_scale_factor)
     metrics = {
-        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
+        **ppo_metrics(loss, logp, old_logp, is_clipped, dual, mask),
         "n_selected": float(S.sum().item()),
         "n_regularised": float(S_star.sum().item()),
         "kl_proxy": (kl.detach()[S_star].mean().item() if S_star.any() else 0.0),
-        "filtered_frac": masked_mean((proxy_logp < -1e3).float(), response_mask).item(),
+        "filtered_frac": masked_mean((proxy_logp < -1e3).float(), mask).item(),
     }
     return loss, metrics
 

@@ -142,7 +142,7 @@ def _mean(xs: list[float]) -> float | None:
 
 @register_method("pear", config_cls=PEARConfig, transform_batch=pear_batch, default_agg_mode="token-mean",
                  summary="PEAR: reward correct answers minus thinking-phase entropy relative to answer entropy")
-def pear_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def pear_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
               config: PEARConfig | None = None, extra=None):
     """GRPO's PPO-clip loss on the PEAR-shaped advantages."""
-    return grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config or PEARConfig(), extra)
+    return grpo_loss(logp, old_logp, adv, mask, agg_mode, config or PEARConfig(), extra)

@@ -1,14 +1,17 @@
 """One registry of entropy interventions, reached the same way by the CLI, notebooks and tests.
 
-A loss-level method is a pure function with verl's policy-loss signature plus one extra,
-documented argument:
+A loss-level method is a pure function of the new and the old log-probs, the advantages and the
+mask, in the names and order of `minirl.core` (new before old, as in `core.ppo_clip_token_loss`):
 
-    policy_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config,
-                extra: LossExtras) -> (loss, metrics)
+    policy_loss(logp, old_logp, adv, mask, agg_mode, config, extra: LossExtras) -> (loss, metrics)
 
-All tensors are (B, T). `config` is the method's own dataclass (fields settable from the CLI
-with `--set name=value`). Methods that need more than log-probs declare it in `needs`, and
-the trainer fills the matching field of `extra`; a method never reaches into the trainer.
+All tensors are (B, T); `agg_mode` is one of `core.AGG_MODES`. `config` is the method's own
+dataclass (fields settable from the CLI with `--set name=value`). Most losses start from
+`core.ppo_clip_loss(logp, old_logp, adv, mask, agg_mode, config)` and show only what they change.
+verl calls its policy losses with its own names and order, `(old_log_prob, log_prob, advantages,
+response_mask, loss_agg_mode, config)`: `minirl.integrations.verl` translates at that boundary.
+Methods that need more than log-probs declare it in `needs`, and the trainer fills the matching
+field of `extra`; a method never reaches into the trainer.
 
 State that must survive steps (a running history, a controller) lives in a `MethodState`
 object: the trainer makes one per run (`state_cls`), hands it to every loss call as

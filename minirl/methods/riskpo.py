@@ -203,13 +203,13 @@ def riskpo_batch(rollout, rewards, advantages, config: RiskPOConfig, ctx: BatchC
 @register_method("riskpo", config_cls=RiskPOConfig, state_cls=RiskPOState, transform_batch=riskpo_batch,
                  default_agg_mode="token-mean",
                  summary="RiskPO: Mixed-VaR advantages of question bundles (risk-averse), quantile tracking")
-def riskpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def riskpo_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                 config: RiskPOConfig | None = None, extra=None):
     """PPO-clip on the MVaR advantages; with ratio_level=sequence every token of a response gets
     the ratio exp(mean_t log r_t) = (π_θ(y|x)/π_old(y|x))^{1/|y|}."""
     config = config or RiskPOConfig()
     check_config(config)
     if config.ratio_level == "sequence":
-        log_r = masked_mean(log_prob - old_log_prob, response_mask, dim=1)  # (B,)
-        log_prob = old_log_prob + log_r[:, None]
-    return grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config, extra)
+        log_r = masked_mean(logp - old_logp, mask, dim=1)                   # (B,)
+        logp = old_logp + log_r[:, None]
+    return grpo_loss(logp, old_logp, adv, mask, agg_mode, config, extra)

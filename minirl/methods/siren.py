@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss, ppo_metrics
+from ..core import aggregate_loss, masked_mean, ppo_clip_loss
 from .registry import LossExtras, MethodState, PolicyLossConfig, register_method
 
 
@@ -108,18 +108,15 @@ def peak_mask(H: torch.Tensor, mask: torch.Tensor, mask_ratio: float) -> torch.T
                  state_cls=SirenState, train_defaults={"scale_adv_by_std": False},
                  acts_without_advantages=lambda config: config.entropy_coeff != 0,   # c·(Ĥ − H_anchor)²
                  summary="SIREN: squared pull of the top-p entropy at peak positions towards its step-1 value")
-def siren_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="seq-mean-token-sum-norm",
+def siren_loss(logp, old_logp, adv, mask, agg_mode="seq-mean-token-sum-norm",
                config: SirenConfig | None = None, extra: LossExtras | None = None):
     config = config or SirenConfig()
     if extra is None or extra.logits is None:
         raise ValueError("siren needs the logits: pass LossExtras(logits=...) (the trainer does)")
-    pg_mat, is_clipped, dual = ppo_clip_token_loss(
-        log_prob, old_log_prob, advantages,
-        eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    pg_loss = aggregate_loss(pg_mat, response_mask, loss_agg_mode, config.loss_scale_factor)  # Σ/(B·L) by default
+    pg_loss, pg_metrics = ppo_clip_loss(logp, old_logp, adv, mask, agg_mode, config)      # Σ/(B·L) by default
     H_p = top_p_entropy(extra.logits, config.entropy_topp, config.entropy_topk,
                         config.nucleus_includes_crossing)                        # (B, T)
-    m = peak_mask(H_p, response_mask, config.mask_ratio)                         # (B, T)
+    m = peak_mask(H_p, mask, config.mask_ratio)                                  # (B, T)
     H_hat = aggregate_loss(H_p, m, config.entropy_agg_mode, config.loss_scale_factor)
     state = extra.state if extra.state is not None else SirenState()
     if config.entropy_anchor is not None:
@@ -129,11 +126,11 @@ def siren_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode=
     reg = config.entropy_coeff * (H_hat - state.anchor) ** 2
     loss = pg_loss + reg
     metrics = {
-        **ppo_metrics(pg_loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
+        **pg_metrics,
         "entropy_loss": H_hat.item(),
         "entropy_anchor": state.anchor,
         "reg": reg.item(),
-        "peak_frac": (m.sum() / response_mask.sum().clamp(min=1)).item(),
-        "topp_entropy": masked_mean(H_p.detach(), response_mask).item(),
+        "peak_frac": (m.sum() / mask.sum().clamp(min=1)).item(),
+        "topp_entropy": masked_mean(H_p.detach(), mask).item(),
     }
     return loss, metrics

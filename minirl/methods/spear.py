@@ -262,12 +262,12 @@ def spear_batch(rollout, rewards, advantages, config: SPEARConfig, ctx: BatchCon
     return out, out_adv, metrics
 
 
-def replayed_rows(old_log_prob: torch.Tensor, keys: torch.Tensor | None) -> torch.Tensor:
+def replayed_rows(old_logp: torch.Tensor, keys: torch.Tensor | None) -> torch.Tensor:
     """(B,) bool: the rows whose old log-probs equal a replayed row's (padding zeros aside)."""
     if keys is None or len(keys) == 0:
-        return torch.zeros(len(old_log_prob), dtype=torch.bool, device=old_log_prob.device)
-    T = max(old_log_prob.shape[1], keys.shape[1])
-    rows = F.pad(old_log_prob.detach(), (0, T - old_log_prob.shape[1]))           # (B, T)
+        return torch.zeros(len(old_logp), dtype=torch.bool, device=old_logp.device)
+    T = max(old_logp.shape[1], keys.shape[1])
+    rows = F.pad(old_logp.detach(), (0, T - old_logp.shape[1]))                   # (B, T)
     keys = F.pad(keys.to(rows), (0, T - keys.shape[1]))                              # (R, T)
     return (rows[:, None, :] == keys[None, :, :]).all(dim=-1).any(dim=-1)
 
@@ -275,34 +275,34 @@ def replayed_rows(old_log_prob: torch.Tensor, keys: torch.Tensor | None) -> torc
 @register_method("spear", config_cls=SPEARConfig, state_cls=SPEARState, transform_batch=spear_batch,
                  default_agg_mode="seq-sum-token-sum-norm", train_defaults={"scale_adv_by_std": False},
                  summary="SPEAR: replay recent wins (P50-recalibrated, cosine-ramped weight) with Clip-Cov, Dr.BoT")
-def spear_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="seq-sum-token-sum-norm",
+def spear_loss(logp, old_logp, adv, mask, agg_mode="seq-sum-token-sum-norm",
                config: SPEARConfig | None = None, extra: LossExtras | None = None):
     """Clip-Cov PPO loss; I_clip drawn separately among on-policy and replayed rows."""
     config = config or SPEARConfig()
     ell, is_clipped, dual = ppo_clip_token_loss(                                    # ℓ (B, T)
-        log_prob, old_log_prob, advantages,
+        logp, old_logp, adv,
         eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
     state = extra.state if extra is not None else None
     if extra is not None and extra.rows is not None and getattr(state, "n_on_policy", None) is not None:
-        replay = extra.rows.to(old_log_prob.device) >= state.n_on_policy           # (B,)
+        replay = extra.rows.to(old_logp.device) >= state.n_on_policy               # (B,)
     else:
-        replay = replayed_rows(old_log_prob, getattr(state, "replay_keys", None))  # (B,) by old log-probs
+        replay = replayed_rows(old_logp, getattr(state, "replay_keys", None))      # (B,) by old log-probs
     c = getattr(state, "replay_weight", 0.0) or 1.0
-    M = response_mask.bool()
+    M = mask.bool()
     on_keys = (config.clip_cov_ratio, config.clip_cov_lb, config.clip_cov_ub)
     replay_keys = ((config.clip_cov_ratio_replay, config.clip_cov_lb_replay, config.clip_cov_ub_replay)
                    if config.replay_clip_cov else on_keys)
     I_clip, C = torch.zeros_like(M), torch.zeros_like(M)                            # (B, T)
     for rows, scale, keys in ((~replay, 1.0, on_keys), (replay, 1.0 / c, replay_keys)):
         if rows.any():
-            cov = centred_covariance(log_prob[rows].detach(), advantages[rows] * scale, M[rows])
+            cov = centred_covariance(logp[rows].detach(), adv[rows] * scale, M[rows])
             I_clip[rows], C[rows] = clip_cov_selection(cov, M[rows], is_clipped[rows] & M[rows], *keys)
-    loss = aggregate_loss(ell.masked_fill(I_clip, 0.0), response_mask, loss_agg_mode, config.loss_scale_factor)
-    replay_mask = response_mask * replay[:, None]
+    loss = aggregate_loss(ell.masked_fill(I_clip, 0.0), mask, agg_mode, config.loss_scale_factor)
+    replay_mask = mask * replay[:, None]
     return loss, {
-        **ppo_metrics(loss, log_prob, old_log_prob, I_clip, dual, response_mask),  # clip_frac = |I_clip| / N
+        **ppo_metrics(loss, logp, old_logp, I_clip, dual, mask),                   # clip_frac = |I_clip| / N
         "n_detached": float(I_clip.sum()), "n_candidates": float(C.sum()),
-        "ppo_clip_frac": masked_mean(is_clipped.float(), response_mask).item(),
+        "ppo_clip_frac": masked_mean(is_clipped.float(), mask).item(),
         "replay_rows_mb": float(replay.sum()),
-        "replay_ppo_kl": masked_mean(old_log_prob - log_prob, replay_mask).item(),
+        "replay_ppo_kl": masked_mean(old_logp - logp, replay_mask).item(),
     }

@@ -99,30 +99,30 @@ def steer_weights(m, mask, lam_min: float, lam_max: float, linear: bool):
 
 @register_method("steer", config_cls=SteerConfig, default_agg_mode="token-mean", needs=("entropy",),
                  summary="STEER: weight each token's loss down by its estimated entropy change |Ω|")
-def steer_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def steer_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                config: SteerConfig | None = None, extra: LossExtras | None = None):
     config = config or SteerConfig()
     if extra is None or extra.entropy is None:
         raise ValueError("steer needs the token entropy: pass LossExtras(entropy=...) (the trainer does)")
-    omega = entropy_change_estimate(log_prob, old_log_prob, advantages, extra.entropy)   # (B, T)
+    omega = entropy_change_estimate(logp, old_logp, adv, extra.entropy)                  # (B, T)
     m = omega.abs()
-    lam = steer_weights(m, response_mask, config.token_weight_min, config.token_weight_max, config.linear)
-    loss_mat, is_clipped, dual = ppo_clip_token_loss(
-        log_prob, old_log_prob, advantages,
+    lam = steer_weights(m, mask, config.token_weight_min, config.token_weight_max, config.linear)
+    ell, is_clipped, dual = ppo_clip_token_loss(
+        logp, old_logp, adv,
         eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    loss = aggregate_loss(lam * loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
-    valid = response_mask.bool()
-    r = torch.exp(log_prob - old_log_prob).detach()
-    clip_high = ((advantages > 0) & (r > 1 + config.clip_ratio_high)).float()      # official clip_high_count
-    clip_low = ((advantages < 0) & (r < 1 - config.clip_ratio_low)).float()        # official clip_low_count
+    loss = aggregate_loss(lam * ell, mask, agg_mode, config.loss_scale_factor)
+    valid = mask.bool()
+    r = torch.exp(logp - old_logp).detach()
+    clip_high = ((adv > 0) & (r > 1 + config.clip_ratio_high)).float()             # official clip_high_count
+    clip_low = ((adv < 0) & (r < 1 - config.clip_ratio_low)).float()               # official clip_low_count
     lam_valid = lam[valid] if valid.any() else torch.zeros(1)
     metrics = {
-        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
+        **ppo_metrics(loss, logp, old_logp, is_clipped, dual, mask),
         "weight_min": lam_valid.min().item(),
         "weight_max": lam_valid.max().item(),
         "weight_mean": lam_valid.mean().item(),
         "omega_max": m[valid].max().item() if valid.any() else 0.0,
-        "clip_high_frac": masked_mean(clip_high, response_mask).item(),
-        "clip_low_frac": masked_mean(clip_low, response_mask).item(),
+        "clip_high_frac": masked_mean(clip_high, mask).item(),
+        "clip_low_frac": masked_mean(clip_low, mask).item(),
     }
     return loss, metrics

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core import aggregate_loss, masked_mean, ppo_clip_token_loss, ppo_metrics
+from ..core import aggregate_loss, masked_mean, ppo_clip_loss
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -55,11 +55,11 @@ class TEARLConfig(PolicyLossConfig):
     """Let gradient flow through w_t via logp_t, as the released function does (ours: False)."""
 
 
-def covariance_weights(logp, adv, response_mask, alpha: float, ub: float):
+def covariance_weights(logp, adv, mask, alpha: float, ub: float):
     """w_t = clamp(α · softmax over each response of Cov_t, 0, ub), 0 on padding. (B, T)."""
-    M = response_mask.bool()
-    mean_adv = masked_mean(adv, response_mask)
-    mean_logp = masked_mean(logp.detach(), response_mask)
+    M = mask.bool()
+    mean_adv = masked_mean(adv, mask)
+    mean_logp = masked_mean(logp.detach(), mask)
     cov = (adv - mean_adv) * (logp - mean_logp)                          # (B, T)
     empty_row = ~M.any(dim=1, keepdim=True)                           # avoid softmax of all −∞
     cov = torch.where(M, cov, torch.where(empty_row, 0.0, float("-inf")))
@@ -70,23 +70,20 @@ def covariance_weights(logp, adv, response_mask, alpha: float, ub: float):
 @register_method("tea_rl", config_cls=TEARLConfig, default_agg_mode="token-mean", needs=("entropy",),
                  acts_without_advantages=lambda config: config.cov_alpha != 0,   # A = 0: w = α_cov/|o_i|, a bonus
                  summary="Light-IF TEA-RL: entropy bonus weighted by a per-response softmax of Cov(logp, A)")
-def tea_rl_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def tea_rl_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                 config: TEARLConfig | None = None, extra: LossExtras | None = None):
     config = config or TEARLConfig()
-    loss_mat, is_clipped, dual = ppo_clip_token_loss(
-        log_prob, old_log_prob, advantages,
-        eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    pg_loss = aggregate_loss(loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
+    pg_loss, pg_metrics = ppo_clip_loss(logp, old_logp, adv, mask, agg_mode, config)
 
-    logp_w = log_prob if config.tea_weight_grad else log_prob.detach()
-    w = covariance_weights(logp_w, advantages, response_mask, config.cov_alpha, config.clip_cov_ub)   # (B, T)
+    logp_w = logp if config.tea_weight_grad else logp.detach()
+    w = covariance_weights(logp_w, adv, mask, config.cov_alpha, config.clip_cov_ub)                   # (B, T)
     H = extra.entropy                                                                               # (B, T)
-    bonus = aggregate_loss(w * H, response_mask, loss_agg_mode, config.loss_scale_factor)
+    bonus = aggregate_loss(w * H, mask, agg_mode, config.loss_scale_factor)
     loss = pg_loss - bonus
 
     metrics = {
-        **ppo_metrics(pg_loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
-        "entropy_loss_cov": aggregate_loss(w.detach(), response_mask, loss_agg_mode,
+        **pg_metrics,
+        "entropy_loss_cov": aggregate_loss(w.detach(), mask, agg_mode,
                                            config.loss_scale_factor).item(),
         "entropy_bonus": bonus.item(),
         "w_max": w.max().item(),

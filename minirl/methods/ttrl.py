@@ -138,7 +138,7 @@ def task_of(ctx: BatchContext):
 @register_method("ttrl", config_cls=TTRLConfig, transform_batch=ttrl_batch, default_agg_mode="token-mean",
                  train_defaults={"kl_coef": 0.001},
                  summary="label-free TTRL: reward agreement with the majority answer of the samples")
-def ttrl_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def ttrl_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
               config: TTRLConfig | None = None, extra=None):
     """GRPO's PPO-clip loss on the pseudo-label advantages that `ttrl_batch` made."""
-    return grpo_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config or TTRLConfig(), extra)
+    return grpo_loss(logp, old_logp, adv, mask, agg_mode, config or TTRLConfig(), extra)

@@ -56,15 +56,15 @@ class UloRLConfig(PolicyLossConfig):
     """H̄ per "response" (Eq. 10) or over the mini-"batch" (the paper's prose)."""
 
 
-def mastered_token_mask(p, adv, H, response_mask, tau: float, sigma: float, entropy_scope: str):
-    """I_{i,t} of Eq. 10 as a (B, T) bool, plus the MPT M and the (B,) or () mean entropy H̄."""
-    M = response_mask.bool()
+def mastered_token_mask(p, adv, H, mask, tau: float, sigma: float, entropy_scope: str):
+    """I_{i,t} of Eq. 10 as a (B, T) bool, plus the MPT mask and the (B,) or () mean entropy H̄."""
+    M = mask.bool()
     mpt = (p >= tau) & (adv > 0) & M                                 # (B, T), Eq. 9
     if entropy_scope == "response":
-        H_bar = masked_mean(H, response_mask, dim=1)                    # (B,)
+        H_bar = masked_mean(H, mask, dim=1)                             # (B,)
         low = (H_bar < sigma)[:, None]                                  # (B, 1)
     elif entropy_scope == "batch":
-        H_bar = masked_mean(H, response_mask)                           # ()
+        H_bar = masked_mean(H, mask)                                    # ()
         low = H_bar < sigma
     else:
         raise ValueError(f"unknown entropy_scope {entropy_scope!r}; choose one of: response, batch")
@@ -73,29 +73,29 @@ def mastered_token_mask(p, adv, H, response_mask, tau: float, sigma: float, entr
 
 @register_method("ulorl", config_cls=UloRLConfig, default_agg_mode="token-mean", needs=("old_entropy",),
                  summary="UloRL DMMPT: mask confident tokens of correct responses while entropy < σ")
-def ulorl_loss(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+def ulorl_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
                config: UloRLConfig | None = None, extra: LossExtras | None = None):
     config = config or UloRLConfig()
     if config.mpt_prob not in ("old", "current"):
         raise ValueError(f"unknown mpt_prob {config.mpt_prob!r}; choose one of: old, current")
-    p = torch.exp(old_log_prob if config.mpt_prob == "old" else log_prob.detach())   # (B, T)
+    p = torch.exp(old_logp if config.mpt_prob == "old" else logp.detach())           # (B, T)
     H = extra.old_entropy if extra.old_entropy is not None else extra.entropy.detach()   # (B, T)
-    I_msk, mpt, H_bar = mastered_token_mask(p, advantages, H, response_mask, config.tau, config.sigma,
+    I_msk, mpt, H_bar = mastered_token_mask(p, adv, H, mask, config.tau, config.sigma,
                                             config.entropy_scope)
 
-    loss_mat, is_clipped, dual = ppo_clip_token_loss(
-        log_prob, old_log_prob, advantages,
+    ell, is_clipped, dual = ppo_clip_token_loss(
+        logp, old_logp, adv,
         eps_low=config.clip_ratio_low, eps_high=config.clip_ratio_high, clip_ratio_c=config.clip_ratio_c)
-    loss_mat = loss_mat * (~I_msk)                                   # (1 − I) ℓ, Eq. 10
-    loss = aggregate_loss(loss_mat, response_mask, loss_agg_mode, config.loss_scale_factor)
+    ell = ell * (~I_msk)                                             # (1 − I) ℓ, Eq. 10
+    loss = aggregate_loss(ell, mask, agg_mode, config.loss_scale_factor)
 
-    n_seqs = (response_mask.sum(dim=1) > 0).float()
+    n_seqs = (mask.sum(dim=1) > 0).float()
     low_per_seq = (H_bar < config.sigma).float().expand_as(n_seqs)
     metrics = {
-        **ppo_metrics(loss, log_prob, old_log_prob, is_clipped, dual, response_mask),
-        "mask_frac": masked_mean(I_msk.float(), response_mask).item(),
-        "mpt_frac": masked_mean(mpt.float(), response_mask).item(),
+        **ppo_metrics(loss, logp, old_logp, is_clipped, dual, mask),
+        "mask_frac": masked_mean(I_msk.float(), mask).item(),
+        "mpt_frac": masked_mean(mpt.float(), mask).item(),
         "low_entropy_frac": masked_mean(low_per_seq, n_seqs).item(),
-        "mean_response_entropy": masked_mean(masked_mean(H, response_mask, dim=1), n_seqs).item(),
+        "mean_response_entropy": masked_mean(masked_mean(H, mask, dim=1), n_seqs).item(),
     }
     return loss, metrics

@@ -13,19 +13,12 @@ from pathlib import Path
 import yaml
 
 from .config import PROFILES, make_config
-from .grid import load_grid
 from .methods import METHODS, get_method
 from .methods.registry import parse_value
 from .metrics import read_metrics
-from .plots import plot_runs
-from .report import summary_table, write_report
-from .reproduce import reproduce
 from .settings import TRAIN, route
-from .shipping import check, pack
 from .tasks import get_task, task_factory
-from .trainer import train
 from .user_code import import_module
-from .warmstart import default_path, warm_start
 
 
 class UsageError(Exception):
@@ -125,6 +118,8 @@ def main(argv=None) -> int:
 
 # ---------------------------------------------------------------- commands
 def cmd_train(args) -> int:
+    from .report import summary_table  # per command: the trainer and the table load only for `train`
+    from .trainer import train  # per command: torch's training loop
     config = config_from_args(args)
     _check_starting_policy(config)
     history = train(config, args.out, resume=args.resume, progress=not args.quiet)
@@ -174,6 +169,7 @@ def config_from_args(args):
 
 def _check_starting_policy(config) -> None:
     """A tiny-backend run without --init starts from its task's warm start: say how to make one that is missing."""
+    from .warmstart import default_path  # per command: where `train` looks for the warm start
     path = default_path(config.task, config.profile)
     if config.backend == "tiny" and config.init is None and not (path / "config.json").exists():
         raise UsageError(f"task {config.task!r} has no warm start for profile {config.profile!r} at {path}; make one "
@@ -198,6 +194,7 @@ def cmd_methods(args) -> int:
 
 
 def cmd_warmstart(args) -> int:
+    from .warmstart import warm_start  # per command: supervised warm start
     _choose("profile", args.profile, ("smoke", "cpu"))
     stats = warm_start(args.task, args.profile, out=args.out)
     print(json.dumps(stats, indent=2))
@@ -205,17 +202,23 @@ def cmd_warmstart(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    from .plots import plot_runs  # per command: matplotlib
     print(plot_runs(_load_runs(args.runs), args.out))
     return 0
 
 
 def cmd_compare(args) -> int:
+    from .report import summary_table  # per command: the table
     print(summary_table(_load_runs(args.runs)))
     return 0
 
 
 def cmd_demo(args) -> int:
     """Warm start (shipped or fresh), GRPO and GRPO with clip-higher, a table and a figure."""
+    from .plots import plot_runs  # per command: matplotlib
+    from .report import summary_table  # per command: the table
+    from .trainer import train  # per command: torch's training loop
+    from .warmstart import default_path, warm_start  # per command: the warm start
     _choose("profile", args.profile, ("smoke", "cpu"))
     _positive("steps", args.steps)
     out = Path(args.out)
@@ -236,6 +239,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    from .reproduce import reproduce  # per command: papermill and the grid runner
     _import_path_here()
     outcome = reproduce(grid_from_args(args), out=args.out, workers=args.workers, dry_run=args.dry_run,
                         report=not args.no_report)
@@ -259,6 +263,7 @@ def _import_path_here() -> None:
 
 def grid_from_args(args) -> dict:
     """The grid file's dict, with the entries that flags give replaced."""
+    from .grid import load_grid  # per command: the grid files
     spec = load_grid(args.grid) if args.grid else {}
     for flag, many, replaced in (("notebook", "notebooks", ("notebook",)), ("method", "methods", ("variants_from",)),
                                  ("seed", "seeds", ("seed",)), ("profile", "profiles", ("profile",))):
@@ -277,12 +282,14 @@ def grid_from_args(args) -> dict:
 
 
 def cmd_report(args) -> int:
+    from .report import write_report  # per command: matplotlib and the report
     print(write_report(args.results, copy_figures_to=args.copy_figures_to))
     return 0
 
 
 def cmd_ship(args) -> int:
     """Pack RESULTS (made by GRID) as the shipped results of GRID's name, then check them against GRID."""
+    from .shipping import check, pack  # per command: packing a results folder
     path = pack(args.results, args.grid)
     check(path, args.grid)
     print(f"{path} ({path.stat().st_size / 2**20:.2f} MiB); commit it with the grid file")

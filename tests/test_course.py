@@ -161,3 +161,18 @@ def test_colab_cell_installs_from_the_repository_or_says_why_not_in_one_line(ret
         exec(_colab_cell(), {})
         assert "No CUDA GPU" in capsys.readouterr().out or torch.cuda.is_available()
     assert calls[0][-1] == f"minirl[gpu] @ git+https://github.com/{slug}"
+
+
+def test_the_time_tables_quote_the_recorded_times():
+    """The notebook times in README.md, notebooks/README.md and docs/workshop.md are the ones
+    notebooks/time_course.py recorded (smoke) and the executed copies record (cpu)."""
+    sys.path.insert(0, str(ROOT / "notebooks"))
+    import time_course
+
+    assert time_course.TIMINGS.exists(), "no recorded times: run `python notebooks/time_course.py`"
+    times = time_course.recorded_times()
+    assert all({"smoke", "cpu"} <= set(times[name]) for name in time_course.NOTEBOOKS), times
+    for path in time_course.TABLES:
+        text = path.read_text()
+        assert time_course.rewrite_table(text, times) == text, \
+            f"{path.relative_to(ROOT)} quotes other times: run `python notebooks/time_course.py --tables`"

@@ -51,9 +51,18 @@ def random_batch(seed=0, B=8, T=12, empty_row=None):
 
 
 def run(fn, old, new, adv, mask, *args, **kwargs):
-    """(loss, d loss / d log_prob, metrics)."""
+    """(loss, d loss / d log_prob, metrics) of a verl policy loss, called as verl calls it: old log-probs first."""
+    return loss_and_grad(lambda logp: fn(old, logp, adv, mask, *args, **kwargs), new)
+
+
+def run_ours(fn, old, new, adv, mask, *args, **kwargs):
+    """The same for a minirl method loss, called in minirl's order: (logp, old_logp, adv, mask, ...)."""
+    return loss_and_grad(lambda logp: fn(logp, old, adv, mask, *args, **kwargs), new)
+
+
+def loss_and_grad(loss_of, new):
     logp = new.clone().requires_grad_(True)
-    loss, metrics = fn(old, logp, adv, mask, *args, **kwargs)
+    loss, metrics = loss_of(logp)
     (grad,) = torch.autograd.grad(loss, logp)
     return loss.detach(), grad, metrics
 
@@ -73,7 +82,7 @@ def test_registers_exactly_the_methods_verl_can_feed(registered):
 @pytest.mark.parametrize("mode", MODES)
 def test_minirl_grpo_through_verl_is_minirl_grpo(mode):
     old, new, adv, mask = random_batch()
-    ours = run(grpo_loss, old, new, adv, mask.float(), mode, PolicyLossConfig(0.2, 0.28, 3.0))
+    ours = run_ours(grpo_loss, old, new, adv, mask.float(), mode, PolicyLossConfig(0.2, 0.28, 3.0))
     through_verl = run(core_algos.get_policy_loss_fn("minirl_grpo"), old, new, adv, mask, mode,
                        actor(0.2, 0.28, 3.0))
     assert_same(ours, through_verl)
@@ -92,7 +101,7 @@ def test_clip_cov_through_verl_takes_verl_settings():
     old, new, adv, mask = random_batch(seed=1)
     settings = dict(clip_cov_ratio=0.1, clip_cov_lb=0.01, clip_cov_ub=5.0)     # not minirl's defaults
     torch.manual_seed(123)                                                      # the same random subset
-    ours = run(clip_cov_loss, old, new, adv, mask.float(), "token-mean",
+    ours = run_ours(clip_cov_loss, old, new, adv, mask.float(), "token-mean",
                ClipCovConfig(clip_ratio_low=0.2, clip_ratio_high=0.25, clip_ratio_c=3.0, **settings))
     torch.manual_seed(123)
     through_verl = run(core_algos.get_policy_loss_fn("minirl_clip_cov"), old, new, adv, mask, "token-mean",
@@ -117,7 +126,7 @@ def test_micro_batches_sum_to_the_global_batch_loss(mode):
     """verl sums micro-batch gradients, its losses divide by global counts: two micro-batches of the
     registered loss must add up to minirl's loss on the whole batch (and to verl's vanilla's split)."""
     old, new, adv, mask = random_batch(seed=4)
-    whole = run(grpo_loss, old, new, adv, mask.float(), mode, PolicyLossConfig(0.2, 0.2, 3.0, loss_scale_factor=16))
+    whole = run_ours(grpo_loss, old, new, adv, mask.float(), mode, PolicyLossConfig(0.2, 0.2, 3.0, loss_scale_factor=16))
     for name in ("minirl_grpo", "vanilla"):
         config = actor(loss_scale_factor=16)
         config.global_batch_info.update(dp_size=1, batch_num_tokens=int(mask.sum()), global_batch_size=8,
@@ -130,7 +139,7 @@ def test_micro_batches_sum_to_the_global_batch_loss(mode):
 
 def test_dr_grpo_is_verl_seq_mean_token_sum_norm_over_micro_batches():
     old, new, adv, mask = random_batch(seed=5)
-    whole = run(dr_grpo_loss, old, new, adv, mask.float(), "seq-mean-token-sum-norm",
+    whole = run_ours(dr_grpo_loss, old, new, adv, mask.float(), "seq-mean-token-sum-norm",
                 DrGRPOConfig(loss_scale_factor=16))
     config = actor(loss_scale_factor=16)
     config.global_batch_info.update(dp_size=1, batch_num_tokens=int(mask.sum()), global_batch_size=8,
@@ -163,7 +172,7 @@ def test_every_plug_in_is_its_minirl_method(name, mode):
                            **settings).items():
         setattr(config, key, value)
     torch.manual_seed(11)                                    # Clip-Cov's random subset
-    ours = run(method.policy_loss, old, new, adv, mask.float(), mode, config, LossExtras())
+    ours = run_ours(method.policy_loss, old, new, adv, mask.float(), mode, config, LossExtras())
     torch.manual_seed(11)
     through_verl = run(core_algos.get_policy_loss_fn(f"minirl_{name}"), old, new, adv, mask, mode,
                        actor(0.2, 0.28, 3.0, loss_scale_factor=16, **settings))
@@ -200,7 +209,7 @@ def test_plug_ins_sum_like_verl_over_micro_batches_and_ranks(name, mode):
             for key, value in dict(clip_ratio_low=0.2, clip_ratio_high=0.2, clip_ratio_c=3.0,
                                    loss_scale_factor=16).items():
                 setattr(whole_config, key, value)
-            whole = run(METHODS[name].policy_loss, old, new, adv, mask.float(), mode, whole_config, LossExtras())
+            whole = run_ours(METHODS[name].policy_loss, old, new, adv, mask.float(), mode, whole_config, LossExtras())
             assert_same(results[0], whole)
 
 
@@ -210,7 +219,7 @@ def test_accepts_an_omegaconf_config_and_verl_clip_ratio_fallback():
     old, new, adv, mask = random_batch(seed=6)
     config = OmegaConf.create({"clip_ratio": 0.1, "clip_ratio_low": None, "clip_ratio_high": 0.3, "clip_ratio_c": 3.0,
                                "policy_loss": {"loss_mode": "minirl_grpo"}, "global_batch_info": {}})
-    ours = run(grpo_loss, old, new, adv, mask.float(), "token-mean", PolicyLossConfig(0.1, 0.3, 3.0))
+    ours = run_ours(grpo_loss, old, new, adv, mask.float(), "token-mean", PolicyLossConfig(0.1, 0.3, 3.0))
     assert_same(ours, run(core_algos.get_policy_loss_fn("minirl_grpo"), old, new, adv, mask, "token-mean", config))
 
 

@@ -42,8 +42,18 @@ def random_batch(seed=0, B=8, T=12):
 
 
 def loss_and_grad(fn, old, new, adv, mask, *args):
+    """(loss, d loss / d log_prob, metrics) of a verl policy loss, called as verl calls it: old log-probs first."""
+    return _loss_and_grad(lambda logp: fn(old, logp, adv, mask, *args), new)
+
+
+def ours_and_grad(fn, old, new, adv, mask, *args):
+    """The same for a minirl method loss, called in minirl's order: (logp, old_logp, adv, mask, ...)."""
+    return _loss_and_grad(lambda logp: fn(logp, old, adv, mask, *args), new)
+
+
+def _loss_and_grad(loss_of, new):
     logp = new.clone().requires_grad_(True)
-    loss, metrics = fn(old, logp, adv, mask, *args)
+    loss, metrics = loss_of(logp)
     (grad,) = torch.autograd.grad(loss, logp)
     return loss.detach(), grad, metrics
 
@@ -69,7 +79,7 @@ def test_sum_norm_on_ones_is_one_as_in_verl():
 @pytest.mark.parametrize("mode", VERL_MODES)
 def test_ppo_clip_matches_verl_vanilla(mode):
     old, new, adv, mask = random_batch()
-    ours = loss_and_grad(grpo_loss, old, new, adv, mask, mode, PolicyLossConfig(0.2, 0.28, 3.0))
+    ours = ours_and_grad(grpo_loss, old, new, adv, mask, mode, PolicyLossConfig(0.2, 0.28, 3.0))
     verl = loss_and_grad(core_algos.get_policy_loss_fn("vanilla"), old, new, adv, mask, mode,
                          verl_actor_config("vanilla", 0.2, 0.28, 3.0))
     torch.testing.assert_close(ours[0], verl[0], **TOL)
@@ -84,7 +94,7 @@ def test_dr_grpo_is_verl_vanilla_in_seq_mean_token_sum_norm_with_a_constant_leng
     config = verl_actor_config("vanilla")
     config.global_batch_info["loss_scale_factor"] = 16              # what verl's ppo_loss passes on
     mode = "seq-mean-token-sum-norm"
-    ours = loss_and_grad(dr_grpo_loss, old, new, adv, mask, mode, DrGRPOConfig(loss_scale_factor=16))
+    ours = ours_and_grad(dr_grpo_loss, old, new, adv, mask, mode, DrGRPOConfig(loss_scale_factor=16))
     verl = loss_and_grad(core_algos.get_policy_loss_fn("vanilla"), old, new, adv, mask, mode, config)
     torch.testing.assert_close(ours[0], verl[0], **TOL)
     torch.testing.assert_close(ours[1], verl[1], **TOL)
@@ -94,7 +104,7 @@ def test_clip_cov_matches_verl_with_the_same_random_subset():
     old, new, adv, mask = random_batch(seed=1)
     settings = dict(clip_cov_ratio=0.1, clip_cov_lb=0.01, clip_cov_ub=5.0)
     torch.manual_seed(123)                          # the subset comes from torch's global RNG in both
-    ours = loss_and_grad(clip_cov_loss, old, new, adv, mask, "token-mean",
+    ours = ours_and_grad(clip_cov_loss, old, new, adv, mask, "token-mean",
                          ClipCovConfig(clip_ratio_low=0.2, clip_ratio_high=0.2, **settings))
     torch.manual_seed(123)
     verl = loss_and_grad(core_algos.get_policy_loss_fn("clip_cov"), old, new, adv, mask, "token-mean",
@@ -110,7 +120,7 @@ def test_clip_cov_micro_batch_option_matches_verl_micro_batches():
     old, new, adv, mask = random_batch(seed=2)
     settings = dict(clip_cov_ratio=0.1, clip_cov_lb=0.01, clip_cov_ub=5.0)
     torch.manual_seed(7)
-    ours = loss_and_grad(clip_cov_loss, old, new, adv, mask, "seq-mean-token-sum",
+    ours = ours_and_grad(clip_cov_loss, old, new, adv, mask, "seq-mean-token-sum",
                          ClipCovConfig(clip_ratio_low=0.2, clip_ratio_high=0.2, micro_batch_size=2, **settings))
     torch.manual_seed(7)                             # verl: one call per micro-batch of 2 sequences
     fn, cfg = core_algos.get_policy_loss_fn("clip_cov"), verl_actor_config("clip_cov", **settings)
@@ -123,7 +133,7 @@ def test_clip_cov_micro_batch_option_matches_verl_micro_batches():
 @pytest.mark.parametrize("beta", [1.0, 0.1])
 def test_kl_cov_matches_verl(beta):
     old, new, adv, mask = random_batch(seed=3)
-    ours = loss_and_grad(kl_cov_loss, old, new, adv, mask, "token-mean",
+    ours = ours_and_grad(kl_cov_loss, old, new, adv, mask, "token-mean",
                          KLCovConfig(kl_cov_ratio=0.1, ppo_kl_coef=beta))
     verl = loss_and_grad(core_algos.get_policy_loss_fn("kl_cov"), old, new, adv, mask, "token-mean",
                          verl_actor_config("kl_cov", kl_cov_ratio=0.1, ppo_kl_coef=beta))

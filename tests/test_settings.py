@@ -115,3 +115,13 @@ def test_bad_estimators_and_qualifiers_are_refused(capsys):
         assert expected in err and err.count("\n") == 1, err
     with pytest.raises(GridError, match="name a method that no variant of the grid runs"):
         expand({"profile": "smoke", "methods": ["grpo"], "parameters": {"kl_cov.kl_cov_ratio": 0.1}})
+
+
+def test_a_policy_loss_in_the_old_argument_order_is_refused():
+    from minirl.methods import METHODS, register_method
+
+    with pytest.raises(ValueError, match="new log-probs first; old_first starts with 'old_log_prob'"):
+        @register_method("old_order_loss")
+        def old_first(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config, extra=None):
+            return None
+    assert "old_order_loss" not in METHODS

@@ -47,6 +47,7 @@ replaces it; another function under a taken name is refused.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -204,6 +205,10 @@ def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_
         raise ValueError(f"unknown needs {sorted(unknown)}; choose from: {', '.join(NEEDS)}")
 
     def wrap(fn: Callable) -> Callable:
+        first = next(iter(inspect.signature(fn).parameters), None)
+        if first in ("old_log_prob", "old_logp"):       # verl's order (old, new) would swap the two silently
+            raise ValueError(f"method {name!r}: a policy loss takes (logp, old_logp, adv, mask, agg_mode, config, "
+                             f"extra), the new log-probs first; {fn.__name__} starts with {first!r}")
         if name in METHODS and not _same_function(METHODS[name].policy_loss, fn):   # a cell run again replaces
             raise ValueError(f"method {name!r} is registered twice")
         METHODS[name] = Method(name, fn, config_cls, default_agg_mode, tuple(needs),

@@ -77,12 +77,11 @@ def aggregate_loss(ell: torch.Tensor, mask: torch.Tensor, mode: str = "token-mea
     raise ValueError(f"unknown loss_agg_mode {mode!r}; choose one of: {', '.join(AGG_MODES)}")
 
 
-def aggregation_count(mask: torch.Tensor, mode: str, divide_by_seqs: bool | None = None) -> float | None:
+def aggregation_count(mask: torch.Tensor, mode: str) -> float | None:
     """What `aggregate_loss` averages over in `mode`: valid tokens (token-mean), rows that hold a
     token (the three seq-mean modes); None where it only sums (seq-sum-token-sum-norm). A loss on
     part of a batch, weighted by its count over the batch's, adds up to the batch's loss
-    (micro-batches, gradient accumulation). `divide_by_seqs` is ignored: the mode alone decides
-    (it is accepted so that callers written for the former setting still run)."""
+    (micro-batches, gradient accumulation)."""
     if mode == "token-mean":
         return mask.sum().item()
     if mode in ("seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"):

@@ -261,18 +261,17 @@ class Trainer:
         n_updates = 0
         batch_means = dict(batch_mean_log_prob=masked_mean(rollout.old_log_prob, rollout.response_mask).item(),
                            batch_mean_advantage=masked_mean(adv_tok, rollout.response_mask).item())
-        divide_by_seqs = getattr(self.method_config, "divide_by_seqs", False)
         for _ in range(c.ppo_epochs):
             order = torch.randperm(len(rollout)) if not self.share_prompt_update else self._group_order(rollout)
             for index in order.chunk(c.num_mini_batches):
                 parts = index.split(c.micro_batch_size) if c.micro_batch_size else [index]
-                total = aggregation_count(rollout.response_mask[index], self.agg_mode, divide_by_seqs)
+                total = aggregation_count(rollout.response_mask[index], self.agg_mode)
                 self.optimizer.zero_grad(set_to_none=True)
                 metrics: dict[str, float] = {}
                 for part in parts:
                     loss, part_metrics = self._loss(rollout, part, adv_tok, ref_log_prob, batch_means)
                     self._check_finite("loss", loss.detach())
-                    count = aggregation_count(rollout.response_mask[part], self.agg_mode, divide_by_seqs)
+                    count = aggregation_count(rollout.response_mask[part], self.agg_mode)
                     weight = count / total if total else 1.0                 # total None: the mode sums
                     (loss * weight).backward()
                     # pg_loss adds up like the loss; other metrics are averaged by tokens

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from package_sources import copy_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -41,11 +42,7 @@ def installed_course(tmp_path_factory):
     """Build, install, copy, run: {notebook: (executed notebook or None, error text, seconds)}."""
     pytest.importorskip("papermill")
     base = tmp_path_factory.mktemp("installed")
-    source = base / "source"                      # built from a copy: the build writes nothing into the checkout
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "minirl", source / "minirl", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    source = copy_sources(base / "source")        # the build writes nothing into the checkout
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(base / "dist"), str(source)])
     wheel = next((base / "dist").glob("minirl-*.whl"))
     venv = base / "venv"

@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from package_sources import copy_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 VERL = "verl==0.9.1"
@@ -43,11 +44,7 @@ def verl_run(tmp_path_factory):
     import torch
 
     base = tmp_path_factory.mktemp("verl_env")
-    source = base / "source"                      # installed from a copy: the build writes nothing into the checkout
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "minirl", source / "minirl", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    source = copy_sources(base / "source")        # the build writes nothing into the checkout
     tests = base / "tests"                        # the test files alone: nothing puts the checkout on sys.path
     tests.mkdir()
     for name in VERL_TESTS:

@@ -17,6 +17,7 @@ text is never executed. A call it cannot read, or a negative difference, answers
 """
 from __future__ import annotations
 
+import functools
 import re
 
 import torch
@@ -105,15 +106,24 @@ def sample_with_tool(model, tokenizer, prompts: list[str], group_size: int, temp
     return tool_rollout(model, tokenizer, rows, responses, policy_made, temperature, chunk_rows)
 
 
+def task_sampler(task: Task):
+    """The task's sampler of fresh completions, called as `(model, tokenizer, prompts, n, temperature,
+    top_p, max_new_tokens, chunk_rows=...)`: `sample_with_tool` answering the calls with the task's
+    tool when it has one (`info["tool"]`), else `rollout.sample`."""
+    if "tool" in task.info:
+        return functools.partial(sample_with_tool, tool=task.info["tool"])
+    return sample
+
+
 def sample_for_task(model, tokenizer, task: Task, prompts: list[str], n: int, temperature: float, top_p: float,
                     prefix_ids: list[list[int]] | None = None, chunk_rows: int | None = None,
                     max_new_tokens: int | None = None) -> Rollout:
-    """n completions of each prompt for `task`: through its tool when it has one (`info["tool"]`),
-    except when continuing given prefixes, which run without it (`rollout.sample`)."""
+    """n completions of each prompt for `task`: with its sampler (`task_sampler`), except when
+    continuing given prefixes, which run without a tool (`rollout.sample`)."""
     max_new_tokens = max_new_tokens or task.max_new_tokens
-    if "tool" in task.info and prefix_ids is None:
-        return sample_with_tool(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens,
-                                task.info["tool"], chunk_rows=chunk_rows)
+    if prefix_ids is None:
+        return task_sampler(task)(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens,
+                                  chunk_rows=chunk_rows)
     return sample(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens, prefix_ids=prefix_ids,
                   chunk_rows=chunk_rows)
 

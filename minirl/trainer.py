@@ -9,6 +9,9 @@ step at a time, every quantity the entropy theory talks about written to `metric
             loss = METHODS[method].policy_loss(logp, old_logp, adv, mask, agg_mode, config, extra)
             (+ β·KL(π_θ‖π_ref)) ; AdamW step with gradient clipping
 
+`Trainer.train_step` names these stages in order; sampling, rewards and a method's batch transform
+are in `minirl.step`, the update and the step's metrics here.
+
 Randomness is re-seeded from (seed, step) at the start of every step, so a resumed run
 draws exactly the random numbers the uninterrupted run would have drawn.
 
@@ -21,9 +24,7 @@ entropy bonus). A loss, gradient norm or weight that is not finite stops the run
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
-import random
 import time
 from pathlib import Path
 
@@ -37,15 +38,14 @@ from .diagnostics import covariance_summary, token_entropy
 from .evaluation import evaluate
 from .hf import adapter_state, is_lora, load_adapter_state, load_hf_policy, reference_policy
 from .law_check import LawCheck
-from .methods import BatchContext, LossExtras, SamplingContext, get_method
+from .methods import LossExtras, PolicyLossConfig, get_method
 # read_metrics and TIME_KEYS are still importable from here; minirl.metrics is their home
 from .metrics import METRIC_KEYS, METRICS_SCHEMA, TIME_KEYS, metric_name, read_metrics  # noqa: F401
 from .models import load_policy
-from .rollout import (Rollout, concat_rollouts, distinct_rows, gather_log_prob, policy_forward, score,
-                      shared_prompt_forward)
+from .rollout import Rollout, distinct_rows, gather_log_prob, policy_forward, score, shared_prompt_forward
 from .run_folder import CHECKPOINT, CONFIG, METRICS, claim, history_up_to, write_atomic
+from .step import Batch, StepSampler, collect, transform
 from .tasks import Task, get_task
-from .tools import sample_for_task
 from .warmstart import default_path
 
 
@@ -73,10 +73,13 @@ class Trainer:
         _check(len(self.task.train) > 0 and len(self.task.eval) > 0,
                f"task {self.task.name!r} has {len(self.task.train)} training and {len(self.task.eval)} eval prompts; "
                "it needs at least one of each")
-        if getattr(self.method_config, "loss_scale_factor", 0) is None:
-            # L_const of seq-mean-token-sum-norm: the longest response the task allows, a constant
-            # (mini-batches are trimmed to their longest response, which varies)
-            self.method_config.loss_scale_factor = float(self.task.max_new_tokens)
+        self.loss_scale_factor = None
+        """L_const of seq-mean-token-sum-norm, the method's and the KL term's: by default the longest
+        response the task allows, a constant (mini-batches are trimmed to their longest response)."""
+        if isinstance(self.method_config, PolicyLossConfig):
+            if self.method_config.loss_scale_factor is None:
+                self.method_config.loss_scale_factor = float(self.task.max_new_tokens)
+            self.loss_scale_factor = self.method_config.loss_scale_factor
         self.needs_ref = config.kl_coef > 0 or "ref_log_prob" in self.method.needs
         # the reference policy: a frozen copy, or, for a LoRA model, the same model with the adapter off
         self.ref_model = (copy.deepcopy(model).eval().requires_grad_(False)
@@ -85,62 +88,84 @@ class Trainer:
                                            lr=config.lr, weight_decay=config.weight_decay)
         self.method_state = self.method.state_cls() if self.method.state_cls else None
         self.out = Path(out) if out else None
-        self.step, self.wall_s, self.prev_entropy, self.tokens_sampled = 0, 0.0, None, 0
-        self.sampling_metrics: dict = {}
+        self.step, self.wall_s, self.prev_entropy = 0, 0.0, None
         self.checkpoint_step: int | None = None  # the step of the checkpoint in `out`, once one is written or loaded
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict:
-        c = self.config
-        start = time.time()
+        """One GRPO step: sample → reward → advantage → the method's batch transform → update → log.
+        A method changes only the stages it declares (methods/registry.py)."""
+        c, start = self.config, time.time()
         self.step += 1
         torch.manual_seed(step_seed(c.seed, self.step))
         self.model.eval()
-        self.tokens_sampled = 0                  # every token generated this step, whatever became of it
-        self.sampling_metrics = {}               # a method's own sampler reports here (sample_groups)
-        rollout, rewards, gen_batches, examples = self._collect()
-        self._check_finite("reward", rewards, "the task's reward function returned it; a reward must be a finite number")
-        adv, all_equal = group_advantages(rewards, c.group_size, c.scale_adv_by_std)
-        sampled, batch_metrics = rollout, dict(self.sampling_metrics)   # rollout metrics: the policy's own samples
-        if self.method.transform_batch is not None:
-            context = BatchContext(
-                lambda groups, temperature: self._sample_more([examples[g] for g in groups], temperature),
-                c.group_size, c.scale_adv_by_std, self.tokenizer.pad_token_id, self.step, self.method_state,
-                examples=examples, tokenizer=self.tokenizer, score=self._rescore, task=self.task,
-                answer_of=self.task.answer_of, segment=self.task.info.get("segment"), model=self.model,
-                continue_rows=lambda rows, prefix_ids, n, temperature=None: self._sample_more(
-                    [examples[i // c.group_size] for i in rows], temperature, n,
-                    [list(p) for p in prefix_ids for _ in range(n)]))
-            rollout, adv, batch_metrics = self.method.transform_batch(rollout, rewards, adv, self.method_config,
-                                                                      context)
-        mask = rollout.response_mask
-        adv_tok = (adv[:, None] if adv.dim() == 1 else adv) * mask                  # (B, T)
+        sampler = self._sampler()
+        batch = collect(sampler, self.task, c, self.step)                                # sample, reward
+        self._check_finite("reward", batch.rewards,
+                           "the task's reward function returned it; a reward must be a finite number")
+        adv, all_equal = group_advantages(batch.rewards, c.group_size, c.scale_adv_by_std)    # advantage
+        rollout, adv, batch_metrics = transform(self.method, self.method_config, batch, adv, sampler)   # method's
+        adv_tok = (adv[:, None] if adv.dim() == 1 else adv) * rollout.response_mask          # (B, T)
         self._check_finite("advantage", adv_tok, f"method {self.method.name!r} made it from the rewards")
-        ref_log_prob = self._ref_log_prob(rollout) if self.needs_ref else None
+        update = self.update(rollout, adv_tok)                                                # update
+        return self._step_metrics(batch, rollout, adv_tok, all_equal, update, batch_metrics,
+                                  sampler.tokens_sampled, start)                          # log
 
+    def _sampler(self) -> StepSampler:
+        """The step's sampler: the task's, or the method's own (`sample_groups`)."""
+        return StepSampler(self.model, self.tokenizer, self.task, self.config, self.method, self.method_config,
+                           self.method_state, self.step)
+
+    def _collect(self) -> tuple[Rollout, torch.Tensor, int, list]:
+        """(rollout, rewards, sampling rounds, one example per group) of the current step as
+        `train_step` samples them, without the rest of the step (for tests of the update alone)."""
+        batch = collect(self._sampler(), self.task, self.config, self.step)
+        return batch.rollout, batch.rewards, batch.gen_batches, batch.examples
+
+    def _sample_more(self, chosen: list, temperature: float | None = None, n: int | None = None,
+                     prefix_ids: list[list[int]] | None = None) -> tuple[Rollout, torch.Tensor]:
+        """`StepSampler.more` with this step's sampler (for tests of the sampler alone)."""
+        return self._sampler().more(chosen, temperature, n, prefix_ids)
+
+    def update(self, rollout: Rollout, adv_tok: torch.Tensor) -> dict:
+        """The update stage: the method's loss (+ β·KL to the reference) over `ppo_epochs` passes
+        (`_update`), its optimizer steps skipped when the batch carries no signal; with
+        `law_diagnostics`, the entropy law checked on this update (law_check.py); with
+        `track_entropy_change`, the entropy change of the trained batch."""
+        c = self.config
+        ref_log_prob = self._ref_log_prob(rollout) if self.needs_ref else None
         law = LawCheck(self.model, rollout, c.temperature, c.micro_batch_size, adv_tok) if c.law_diagnostics else None
         self.model.train()
         skip = not adv_tok.any() and not self._acts_without_advantages()
         update = self._update(rollout, adv_tok, ref_log_prob, step_optimizer=not skip)
-        if law is not None:                  # the entropy law checked on this update (law_check.py)
+        if law is not None:
             update.update(law.finish(self.model))
         if skip:
             update["skipped_update"] = 1
-
-        entropy = masked_mean(sampled.entropy, sampled.response_mask).item()
         if c.track_entropy_change:
-            update["batch_entropy_change"] = self._entropy_after(rollout) - masked_mean(rollout.entropy, mask).item()
-        cov_mean, cov_top = covariance_summary(rollout.old_log_prob, adv_tok, mask)
+            update["batch_entropy_change"] = (self._entropy_after(rollout)
+                                              - masked_mean(rollout.entropy, rollout.response_mask).item())
+        return update
+
+    def _step_metrics(self, batch: Batch, rollout: Rollout, adv_tok: torch.Tensor, all_equal: torch.Tensor,
+                      update: dict, batch_metrics: dict, tokens_sampled: int, start: float) -> dict:
+        """The step's row of metrics.jsonl: entropy, reward and length of the policy's own samples,
+        the update's and the method's metrics, Cov(logp, A) of the trained batch; then the method
+        state's end of step and, every `eval_every` steps, the evaluation."""
+        c, sampled = self.config, batch.rollout
+        entropy = masked_mean(sampled.entropy, sampled.response_mask).item()
+        cov_mean, cov_top = covariance_summary(rollout.old_log_prob, adv_tok, rollout.response_mask)
         n_tokens = sampled.response_mask.sum().item()
         step_s = time.time() - start
         metrics = {
-            "step": self.step, "entropy": entropy, "reward": rewards.mean().item(),
-            "accuracy": (rewards >= 1.0).float().mean().item(), "response_len": n_tokens / len(sampled),
-            **update, **{metric_name(self.method.name, k): v for k, v in batch_metrics.items()}, "cov_mean": cov_mean, "cov_top": cov_top,
+            "step": self.step, "entropy": entropy, "reward": batch.rewards.mean().item(),
+            "accuracy": (batch.rewards >= 1.0).float().mean().item(), "response_len": n_tokens / len(sampled),
+            **update, **{metric_name(self.method.name, k): v for k, v in batch_metrics.items()},
+            "cov_mean": cov_mean, "cov_top": cov_top,
             "entropy_delta": None if self.prev_entropy is None else entropy - self.prev_entropy,
             "frac_all_equal_groups": all_equal.float().mean().item(),
-            **({"gen_batches": gen_batches} if c.dynamic_sampling else {}),
-            "tokens_sampled": self.tokens_sampled, "tokens_per_s": n_tokens / step_s, "step_s": step_s,
+            **({"gen_batches": batch.gen_batches} if c.dynamic_sampling else {}),
+            "tokens_sampled": tokens_sampled, "tokens_per_s": n_tokens / step_s, "step_s": step_s,
         }
         self.prev_entropy = entropy
         if self.method_state is not None:
@@ -151,97 +176,6 @@ class Trainer:
         self.wall_s += time.time() - start
         metrics["wall_s"] = self.wall_s
         return metrics
-
-    def _collect(self) -> tuple[Rollout, torch.Tensor, int, list]:
-        """Sample the step's groups; returns (rollout, rewards, sampling rounds, one example per
-        group). With dynamic sampling (DAPO), groups whose G rewards are all equal are set aside
-        and more prompts are sampled, up to `max_gen_batches` rounds; the batch is then topped
-        up with set-aside groups so that its size never changes."""
-        c = self.config
-        rounds = c.max_gen_batches if c.dynamic_sampling else 1
-        rng = random.Random(step_seed(c.seed, self.step))
-        pool = rng.sample(self.task.train, min(len(self.task.train), c.prompts_per_step * rounds))
-        kept, dropped = [], []                 # (rollout of one round, its rewards, group index)
-        for r in range(rounds):
-            examples = pool[r * c.prompts_per_step:(r + 1) * c.prompts_per_step]
-            rollout = self._sample_groups(examples)
-            rewards = self._rewards(rollout, examples)
-            if not c.dynamic_sampling:
-                return rollout, rewards, 1, examples
-            grouped = rewards.view(-1, c.group_size)
-            for g, equal in enumerate((grouped == grouped[:, :1]).all(dim=1).tolist()):
-                (dropped if equal else kept).append((rollout, rewards, g, examples[g]))
-            if len(kept) >= c.prompts_per_step:
-                break
-        chosen = (kept + dropped)[:c.prompts_per_step]
-        G = c.group_size
-        parts = [ro.select(torch.arange(g * G, (g + 1) * G)) for ro, _, g, _ in chosen]
-        rewards = torch.cat([rw[g * G:(g + 1) * G] for _, rw, g, _ in chosen])
-        return concat_rollouts(parts, self.tokenizer.pad_token_id), rewards, r + 1, [e for *_, e in chosen]
-
-    def _sample(self, prompts: list[str], n: int, temperature: float, prefix_ids=None) -> Rollout:
-        """n completions of each prompt; a task with a tool answers its calls (tools.py), except
-        when continuing given prefixes, which run without it."""
-        c = self.config
-        limit = self.task.max_new_tokens
-        new = limit - min(len(p) for p in prefix_ids) if prefix_ids else limit     # a branch stays within
-        rollout = sample_for_task(self.model, self.tokenizer, self.task, prompts, n, temperature, c.top_p,
-                                  prefix_ids, c.micro_batch_size, max(new, 1))
-        return self._within_task_length(rollout)
-
-    def _sample_groups(self, examples: list) -> Rollout:
-        """G completions of each example's prompt: the trainer's sampler, or the method's own
-        (`sample_groups`, e.g. AEPO's entropy-balanced tree), whose metrics join the step's."""
-        c = self.config
-        if self.method.sample_groups is None:
-            rollout = self._sample([e.prompt for e in examples], c.group_size, c.temperature)
-            self._count_sampled(rollout)
-            return rollout
-        context = SamplingContext(self.model, self.tokenizer, self.task, c.group_size, c.temperature, c.top_p,
-                                  c.micro_batch_size, self.step, self.method_state)
-        rollout, tokens, metrics = self.method.sample_groups(examples, self.method_config, context)
-        self.tokens_sampled += tokens
-        self.sampling_metrics.update(metrics)
-        return self._within_task_length(rollout)
-
-    def _within_task_length(self, rollout: Rollout) -> Rollout:
-        """The rollout, its responses cut to the task's max_new_tokens if any is longer."""
-        limit = self.task.max_new_tokens
-        return _truncate(rollout, limit, self.tokenizer) if rollout.response_ids.shape[1] > limit else rollout
-
-    def _count_sampled(self, rollout: Rollout) -> None:
-        """Add the rollout's generated tokens (given prefixes excluded) to the step's count."""
-        self.tokens_sampled += int(rollout.response_mask.sum().item() - rollout.prefix_len.sum().item())
-
-    def _rewards(self, rollout: Rollout, examples: list) -> torch.Tensor:
-        """Task reward of every row; row i answers the prompt of group i // G."""
-        G = len(rollout) // len(examples)
-        return torch.tensor([self.task.reward(text, examples[i // G]) for i, text in enumerate(rollout.completions)],
-                            dtype=torch.float32, device=self.device)
-
-    @torch.no_grad()
-    def _sample_more(self, chosen: list, temperature: float | None = None, n: int | None = None,
-                     prefix_ids: list[list[int]] | None = None) -> tuple[Rollout, torch.Tensor]:
-        """n (default G) completions of each chosen example's prompt at `temperature` (default: the
-        training one), optionally continuing given response prefixes (BatchContext.sample and
-        .continue_rows), with log-probs and entropies at the training temperature."""
-        c = self.config
-        temperature = c.temperature if temperature is None else temperature
-        rollout = self._sample([e.prompt for e in chosen], n or c.group_size, temperature, prefix_ids)
-        self._count_sampled(rollout)
-        if temperature != c.temperature:
-            rollout = self._rescore(rollout)
-        return rollout, self._rewards(rollout, chosen)
-
-    @torch.no_grad()
-    def _rescore(self, rollout: Rollout) -> Rollout:
-        """The rollout with `old_log_prob` and `entropy` of the current policy at the training
-        temperature (BatchContext.score: for samples drawn hotter, colder or steps ago)."""
-        was_training = self.model.training
-        self.model.eval()
-        old_log_prob, entropy = self._score(self.model, rollout)
-        self.model.train(was_training)
-        return dataclasses.replace(rollout, old_log_prob=old_log_prob, entropy=entropy)
 
     def _acts_without_advantages(self) -> bool:
         """Whether the loss has a term that moves the policy when every advantage is zero: the KL
@@ -337,8 +271,7 @@ class Trainer:
         loss, metrics = self.method.policy_loss(logp, old_logp, adv, mask, self.agg_mode, self.method_config, extra)
         if c.kl_coef > 0:
             kl = kl_penalty(logp, extra.ref_log_prob, c.kl_estimator)
-            loss = loss + c.kl_coef * aggregate_loss(kl, mask, self.agg_mode,     # the method's L_const too
-                                                     getattr(self.method_config, "loss_scale_factor", None))
+            loss = loss + c.kl_coef * aggregate_loss(kl, mask, self.agg_mode, self.loss_scale_factor)
             metrics["kl_ref"] = masked_mean(kl, mask).item()
         return loss, metrics
 
@@ -447,17 +380,6 @@ class Trainer:
         if self.method_state is not None:
             self.method_state.load_state_dict(state["method_state"])
         self.step, self.wall_s, self.prev_entropy = state["step"], state["wall_s"], state["prev_entropy"]
-
-
-def _truncate(rollout: Rollout, T: int, tokenizer) -> Rollout:
-    """The rollout with every response cut to its first T tokens (a branch with a long prefix)."""
-    ids = rollout.response_ids[:, :T]
-    mask = rollout.response_mask[:, :T]
-    texts = [[t for t, m in zip(row.tolist(), keep.tolist()) if m and t != tokenizer.eos_token_id]
-             for row, keep in zip(ids, mask)]
-    return dataclasses.replace(rollout, response_ids=ids, response_mask=mask, old_log_prob=rollout.old_log_prob[:, :T],
-                               entropy=rollout.entropy[:, :T], completions=tokenizer.batch_decode(texts),
-                               prefix_len=rollout.prefix_len.clamp(max=T))
 
 
 def _load_policy(config: TrainConfig):

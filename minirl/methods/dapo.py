@@ -19,7 +19,8 @@ Settings (`--set name=value`), official values from verl's DAPO recipe:
     clip_ratio_c     10.0  `actor.clip_ratio_c` (dual-clip bound)
     loss_agg_mode    token-mean (`actor.loss_agg_mode`)
 Trainer settings turned on by default (train_defaults): `dynamic_sampling=True`
-(`algorithm.filter_groups.enable`, metric = acc); `max_gen_batches` (verl
+(`algorithm.filter_groups.enable`, metric = acc; `informative_groups` below, which any method's run
+uses when it sets `dynamic_sampling`); `max_gen_batches` (verl
 `filter_groups.max_num_gen_batches`, 10 in the recipe, 3 here) bounds the re-sampling. The trainer logs
 `gen_batches` (rounds used) and `frac_all_equal_groups` (of the batch it kept). No KL (`use_kl_loss=False`).
 
@@ -33,7 +34,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..core import masked_mean, ppo_clip_loss
+from ..rollout import concat_rollouts
 from .registry import LossExtras, PolicyLossConfig, register_method
 
 
@@ -62,3 +66,26 @@ def dapo_loss(logp, old_logp, adv, mask, agg_mode="token-mean",
         "clip_frac_low": masked_mean(((adv < 0) & (ratio < 1 - eps_low)).float(), mask).item(),
     }
     return loss, metrics
+
+
+def informative_groups(sampler, pool: list, prompts_per_step: int, group_size: int, max_rounds: int, pad_id: int):
+    """Dynamic sampling: P groups whose G rewards are not all equal, sampled round after round from
+    the next P prompts of `pool` until P such groups are kept or `max_rounds` rounds are used; the
+    batch is then topped up with set-aside groups, so that its size never changes. `sampler` gives
+    `groups(examples)` (G rows per example) and `rewards(rollout, examples)` (the step's sampler).
+    Returns (rollout, rewards, one example per group, rounds used)."""
+    P, G = prompts_per_step, group_size
+    kept, dropped = [], []                 # (rollout of one round, its rewards, group index, example)
+    for r in range(max_rounds):
+        examples = pool[r * P:(r + 1) * P]
+        rollout = sampler.groups(examples)
+        rewards = sampler.rewards(rollout, examples)
+        grouped = rewards.view(-1, G)
+        for g, equal in enumerate((grouped == grouped[:, :1]).all(dim=1).tolist()):
+            (dropped if equal else kept).append((rollout, rewards, g, examples[g]))
+        if len(kept) >= P:
+            break
+    chosen = (kept + dropped)[:P]
+    parts = [ro.select(torch.arange(g * G, (g + 1) * G)) for ro, _, g, _ in chosen]
+    rewards = torch.cat([rw[g * G:(g + 1) * G] for _, rw, g, _ in chosen])
+    return concat_rollouts(parts, pad_id), rewards, [e for *_, e in chosen], r + 1

@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from anywhere
 import minirl.rollout
+import minirl.step
 import minirl.trainer
 from minirl.config import make_config
 from minirl.trainer import Trainer
@@ -46,7 +47,7 @@ def timed(name: str, fn):
 def instrument(trainer: Trainer) -> None:
     """Wrap the parts of train_step (module globals and instance attributes; minirl is not edited)."""
     model, task, opt = trainer.model, trainer.task, trainer.optimizer
-    minirl.trainer.sample_for_task = timed("rollout: sample() total", minirl.trainer.sample_for_task)
+    minirl.step.StepSampler._sample = timed("rollout: sample() total", minirl.step.StepSampler._sample)
     minirl.rollout.decode = timed("rollout:   decode (shared prefill + sampling loop)", minirl.rollout.decode)
     task.reward = timed("reward (256 calls)", task.reward)
     trainer._update = timed("update: _update() total", trainer._update)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 
-from .intervals import WORDS, Difference, bonferroni, difference
+from .intervals import WORDS, Difference, bonferroni, difference, welch_verdict
 from .plots import series
 
 
@@ -144,7 +144,8 @@ def verdicts(runs: dict[str, dict[int, list[dict]]], k: int, title: str = "", co
             d = seed_verdict(by_seed(label, key), by_seed(baseline, key))
             groups[key].setdefault(d.verdict, []).append(label)
             row += f"{d.verdict:<20} {d.text(fmt):<16} P {d.improvement:.2f}  "
-            if d.verdict in (WORDS[0], WORDS[2]) and _survives(by_seed(label, key), by_seed(baseline, key), strict):
+            if d.verdict in (WORDS[0], WORDS[2]) and welch_verdict(by_seed(label, key), by_seed(baseline, key),
+                                                                   strict) == d.verdict:
                 survivors.append(f"{label} ({key.replace('_', ' ')} {d.verdict})")
         if control and label != control:
             d = seed_verdict(by_seed(label, "final_pass_at_k"), by_seed(control, "final_pass_at_k"))
@@ -158,11 +159,6 @@ def verdicts(runs: dict[str, dict[int, list[dict]]], k: int, title: str = "", co
     lines.append(f"{m} comparisons at the 95 % level: about {0.05 * m:.1f} intervals exclude 0 by chance alone; "
                  f"at the Bonferroni level ({100 * strict:.2f} %) these verdicts still hold: {', '.join(survivors) or 'none'}")
     return "\n".join(lines), groups
-
-
-def _survives(values: list[float], base: list[float], level: float) -> bool:
-    d = difference(values, base, level=level)
-    return d.verdict in (WORDS[0], WORDS[2])
 
 
 def slug(label: str) -> str:

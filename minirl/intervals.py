@@ -126,6 +126,16 @@ def difference(x, y, level: float = LEVEL, seed: int = 0) -> Difference:
     return Difference(estimate, float(low), float(high), improvement, (x.size, y.size), boot_low, boot_high, level)
 
 
+def welch_verdict(x, y, level: float = LEVEL) -> str:
+    """`difference(x, y, level).verdict` from the Welch interval alone (no bootstrap, no probability of
+    improvement): what a check at another level, such as Bonferroni's, needs."""
+    x, y = _array(x), _array(y)
+    if min(x.size, y.size) < 2:
+        return WORDS[3]
+    low, high = welch_interval(x.mean(), x.std(ddof=1), x.size, y.mean(), y.std(ddof=1), y.size, level)
+    return WORDS[0] if low > 0 else WORDS[2] if high < 0 else WORDS[1]
+
+
 def bonferroni(comparisons: int, level: float = LEVEL) -> float:
     """The per-comparison level at which `comparisons` intervals all hold at once with probability `level`."""
     if comparisons < 1:

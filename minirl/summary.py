@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .compare import run_summary
-from .intervals import WORDS, bonferroni, difference, mean_interval
+from .intervals import WORDS, bonferroni, difference, mean_interval, welch_verdict
 from .law_prediction import law_by_prediction
 from .run_folder import write_atomic
 from .shipped import load
@@ -54,10 +54,11 @@ def grid_table(runs: dict[str, dict[int, list[dict]]], k: int, baseline: str = "
             if label == baseline:
                 cells.append("")
                 continue
-            d = difference(values, per_seed(runs, baseline, key))
+            base = per_seed(runs, baseline, key)
+            d = difference(values, base)
             groups[key].setdefault(d.verdict, []).append(label)
             text = f"{d.estimate:+{fmt}} ± {(d.high - d.low) / 2:{fmt}} {MARKS.get(d.verdict, '')}".rstrip()
-            if d.verdict in MARKS and difference(values, per_seed(runs, baseline, key), level=strict).verdict == d.verdict:
+            if d.verdict in MARKS and welch_verdict(values, base, strict) == d.verdict:
                 groups[key]["strict"].append(label)
                 text = f"**{text}**"
             cells.append(text)

@@ -77,3 +77,15 @@ def test_welch_interval_is_scipys_welch_test_interval():
     assert (low, high) == pytest.approx((expected.low, expected.high), abs=1e-12)
     with pytest.raises(ValueError, match="two seeds on each side"):
         welch_interval(0.5, 0.1, 1, 0.4, 0.1, 3)
+
+
+def test_welch_verdict_is_the_verdict_of_the_difference_at_any_level():
+    from minirl.intervals import welch_verdict
+
+    pairs = [([1.0, 1.1, 1.2], [0.0, 0.1, 0.2]), ([0.2, 0.25, 0.3], [0.0, 0.1, 0.2]),
+             ([0.0, 0.1, 0.2], [1.0, 1.1, 1.2]), ([1.0], [0.0, 0.1])]
+    for x, y in pairs:
+        for level in (0.95, bonferroni(20)):
+            assert welch_verdict(x, y, level) == difference(x, y, level).verdict
+    # 1.0 ± 0.23 at 95 %, ± 0.55 at the Bonferroni level of 20 comparisons (se 0.082, 4 dof): both exclude 0
+    assert welch_verdict([1.0, 1.1, 1.2], [0.0, 0.1, 0.2], bonferroni(20)) == "higher"

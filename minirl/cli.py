@@ -16,6 +16,7 @@ from .config import PROFILES, make_config
 from .methods import METHODS, get_method
 from .methods.registry import parse_value
 from .metrics import read_metrics
+from .profiles import tiny_profiles
 from .settings import TRAIN, route
 from .tasks import get_task, task_factory
 from .user_code import import_module
@@ -195,7 +196,7 @@ def cmd_methods(args) -> int:
 
 def cmd_warmstart(args) -> int:
     from .warmstart import warm_start  # per command: supervised warm start
-    _choose("profile", args.profile, ("smoke", "cpu"))
+    _choose("profile", args.profile, tiny_profiles())
     stats = warm_start(args.task, args.profile, out=args.out)
     print(json.dumps(stats, indent=2))
     return 0
@@ -219,7 +220,7 @@ def cmd_demo(args) -> int:
     from .report import summary_table  # per command: the table
     from .trainer import train  # per command: torch's training loop
     from .warmstart import default_path, warm_start  # per command: the warm start
-    _choose("profile", args.profile, ("smoke", "cpu"))
+    _choose("profile", args.profile, tiny_profiles())
     _positive("steps", args.steps)
     out = Path(args.out)
     init = default_path("countdown", args.profile)

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from .core import AGG_MODES, KL_ESTIMATORS
 from .methods import get_method
+from .profiles import PROFILES, get_profile
 from .tasks import task_factory
 
-PROFILES = ("smoke", "cpu", "gpu")
 BACKENDS = ("tiny", "hf")
 SEED_STRIDE = 1_000_003
 """Step t of a run with seed s draws from torch.manual_seed(s·SEED_STRIDE + t) (see `step_seed`)."""
@@ -115,28 +115,17 @@ class TrainConfig:
         return self
 
 
-# Sizes each profile implies (the model size itself comes from models.SIZES).
-PROFILE_DEFAULTS = {
-    "smoke": dict(prompts_per_step=16, group_size=8, lr=3e-4, eval_prompts=64, eval_every=10),
-    "cpu": dict(prompts_per_step=32, group_size=8, lr=2e-4, eval_prompts=128, eval_every=20),
-    # Qwen2.5-0.5B-Instruct in 4-bit LoRA on GSM8K, sized for a free Colab T4 (~30 min for 40 steps)
-    "gpu": dict(backend="hf", init="Qwen/Qwen2.5-0.5B-Instruct", task="gsm8k", steps=40, prompts_per_step=8,
-                group_size=8, lr=2e-5, num_mini_batches=4, micro_batch_size=4, eval_prompts=64, eval_samples=4,
-                eval_k=4, eval_every=10, checkpoint_every=5),
-}
-
-
 def make_config(profile: str = "cpu", **overrides) -> TrainConfig:
-    """A TrainConfig with the profile's sizes, then `overrides` on top."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    """A TrainConfig with the run profile's settings (minirl.profiles.PROFILES), the method's defaults on
+    top, then `overrides`."""
+    profile_settings = get_profile(profile).train
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(overrides) - fields
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; choose from: {', '.join(sorted(fields))}")
 
     method_defaults = get_method(overrides.get("method", "grpo")).train_defaults
-    config = TrainConfig(profile=profile, **{**PROFILE_DEFAULTS[profile], **method_defaults, **overrides})
+    config = TrainConfig(profile=profile, **{**profile_settings, **method_defaults, **overrides})
     return config.validate()
 
 

@@ -30,7 +30,7 @@ import yaml
 
 from . import compare
 from .compare import slug
-from .config import PROFILE_DEFAULTS, PROFILES, TrainConfig, make_config
+from .config import PROFILES, TrainConfig, make_config
 from .methods import get_method
 from .methods.registry import parse_value
 from .settings import TRAIN, route
@@ -238,7 +238,7 @@ def locate_policy(direct: dict, train: dict, accepted: dict, profile: str, label
         if not Path(where[key]).is_absolute() and Path(where[key]).exists():
             where[key] = str(Path(where[key]).resolve())
     task = direct.get("task") or train.get("task")
-    backend = train.get("backend", PROFILE_DEFAULTS[profile].get("backend", "tiny"))
+    backend = train.get("backend", PROFILES[profile].train.get("backend", "tiny"))
     if not task or task in BUILTIN_TASKS or given or backend != "tiny":
         return
     path = default_path(task, profile)

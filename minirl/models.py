@@ -7,13 +7,14 @@ only much smaller, so every code path (generation with a KV cache, LoRA on
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from transformers.utils import logging as hf_logging
+
+from .profiles import TinySize
 
 hf_logging.disable_progress_bar()  # a progress bar per 3 MB load/save of the tiny model is noise
 
@@ -23,22 +24,6 @@ PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 CHARACTERS = sorted(set(string.printable) - set("\t\n\r\x0b\x0c"))
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
-
-@dataclass(frozen=True)
-class TinySize:
-    """Width and depth of a tiny Qwen2 (the profiles pick one)."""
-
-    hidden_size: int
-    num_hidden_layers: int
-    intermediate_size: int
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-
-
-SIZES = {
-    "smoke": TinySize(hidden_size=64, num_hidden_layers=2, intermediate_size=192),
-    "cpu": TinySize(hidden_size=128, num_hidden_layers=4, intermediate_size=384),
-}
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:

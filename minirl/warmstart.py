@@ -19,7 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .evaluation import evaluate
-from .models import SIZES, build_tiny_model, build_tokenizer
+from .models import build_tiny_model, build_tokenizer
+from .profiles import PROFILES, policy_size
 from .run_folder import write_atomic
 from .tasks import BUILTIN_TASKS, Task, get_task
 
@@ -37,8 +38,7 @@ class WarmStartConfig:
     seed: int = 0
 
 
-# Measured on 2 CPU cores: these leave countdown at ~30% pass@1 and ~85% pass@8.
-PROFILE_WARMSTART = {"smoke": dict(steps=600, lr=3e-3), "cpu": dict(steps=600, lr=1e-3)}
+# Each profile's warm start is PROFILES[profile].warmstart (minirl.profiles); a task may lengthen it.
 # Chains of equations are longer and harder to learn: 600 steps leave countdown_steps (smoke) at
 # 8% pass@1; 1500 at 29% pass@1 and 80% pass@8 (cpu size: 40% and 89%; measured). With the
 # calculator doing the arithmetic (countdown_tool), 600 steps already give 46% and 96% (smoke).
@@ -83,13 +83,12 @@ def warm_start(task: Task | str, profile: str, out: str | Path | None = None, co
         task = get_task(task)
     if task.sft_targets is None:
         raise ValueError(f"task {task.name!r} has no sft_targets, so it cannot be warm-started")
-    if profile not in SIZES:
-        raise ValueError(f"unknown profile {profile!r} for the tiny model; choose one of: {', '.join(SIZES)}")
-    config = config or WarmStartConfig(**{**PROFILE_WARMSTART[profile], **TASK_WARMSTART.get(task.name, {})})
+    size = policy_size(profile)
+    config = config or WarmStartConfig(**{**PROFILES[profile].warmstart, **TASK_WARMSTART.get(task.name, {})})
     out = Path(out) if out else default_path(name, profile)
     start = time.time()
     tokenizer = build_tokenizer()
-    model = build_tiny_model(SIZES[profile], tokenizer, seed=config.seed)
+    model = build_tiny_model(size, tokenizer, seed=config.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     rng = random.Random(config.seed)
     model.train()

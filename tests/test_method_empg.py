@@ -10,7 +10,8 @@ import torch
 from minirl.config import make_config
 from minirl.methods import BatchContext, get_method
 from minirl.methods.empg import EMPGConfig, empg_batch, token_steps
-from minirl.models import SIZES, build_tiny_model, build_tokenizer
+from minirl.models import build_tiny_model, build_tokenizer
+from minirl.profiles import policy_size
 from minirl.rollout import Rollout
 from minirl.tasks import get_task
 from minirl.trainer import train
@@ -117,7 +118,7 @@ def test_bad_settings_are_named(settings):
 def test_runs_by_name_on_the_stepwise_task(tmp_path):
     # an untrained tiny policy is enough to run the pipeline (no shipped warm start is needed)
     tokenizer = build_tokenizer()
-    build_tiny_model(SIZES["smoke"], tokenizer).save_pretrained(tmp_path / "init")
+    build_tiny_model(policy_size("smoke"), tokenizer).save_pretrained(tmp_path / "init")
     tokenizer.save_pretrained(tmp_path / "init")
     assert get_method("empg").make_config({"zeta": "0.05"}).zeta == 0.05
     config = make_config("smoke", method="empg", task="countdown_steps", init=str(tmp_path / "init"), steps=2,

@@ -9,7 +9,8 @@ from minirl.config import make_config
 from minirl.embeddings import char_ngram_embeddings, policy_hidden_embeddings
 from minirl.methods import BatchContext, LossExtras, get_method
 from minirl.methods.evol_rl import EvolRLConfig, evol_rl_batch, evol_rl_loss, novelty_rewards
-from minirl.models import SIZES, build_tiny_model, build_tokenizer
+from minirl.models import build_tiny_model, build_tokenizer
+from minirl.profiles import policy_size
 from minirl.rollout import sample
 from minirl.tasks import Example, get_task
 from minirl.trainer import train
@@ -113,7 +114,7 @@ def test_loss_is_clip_higher_minus_the_entropy_bonus():
 
 def test_policy_hidden_embeddings_match_one_row_at_a_time():
     tokenizer = build_tokenizer()
-    model = build_tiny_model(SIZES["smoke"], tokenizer).eval()
+    model = build_tiny_model(policy_size("smoke"), tokenizer).eval()
     rollout = sample(model, tokenizer, ["1*2+3=", "12*9+9="], 2, 1.0, 1.0, 4)       # left/right padding
     E = policy_hidden_embeddings(model, rollout)
     assert E.shape == (4, 64) and torch.allclose(E.norm(dim=-1), torch.ones(4))

@@ -8,7 +8,8 @@ import torch
 from minirl.config import make_config
 from minirl.methods import BatchContext, get_method
 from minirl.methods.pear import PEARConfig, pear_batch, token_at_char
-from minirl.models import SIZES, build_tiny_model, build_tokenizer
+from minirl.models import build_tiny_model, build_tokenizer
+from minirl.profiles import policy_size
 from minirl.rollout import Rollout
 from minirl.tasks import Example, get_task
 from minirl.trainer import Trainer, train
@@ -108,6 +109,6 @@ def test_runs_by_name_and_on_the_stepwise_task(tmp_path):
     # countdown_steps has one; no warm start of it is shipped, so a fresh tiny policy takes a step
     config = make_config("smoke", method="pear", task="countdown_steps", steps=1, prompts_per_step=4,
                          eval_prompts=4)
-    model = build_tiny_model(SIZES["smoke"], TOK)
+    model = build_tiny_model(policy_size("smoke"), TOK)
     metrics = Trainer(config, model=model, tokenizer=TOK).train_step()
     assert 0.0 <= metrics["pear/no_answer_frac"] <= 1.0 and metrics["pear/think_entropy"] > 0

@@ -6,7 +6,8 @@ import torch
 from transformers import Qwen2ForCausalLM
 
 from minirl.diagnostics import token_entropy
-from minirl.models import LORA_TARGETS, SIZES, add_lora, build_tiny_model, build_tokenizer, load_policy
+from minirl.models import LORA_TARGETS, add_lora, build_tiny_model, build_tokenizer, load_policy
+from minirl.profiles import policy_size
 from minirl.rollout import gather_log_prob, policy_forward, sample
 from minirl.warmstart import default_path
 
@@ -32,12 +33,12 @@ def test_shipped_warm_starts_are_small_qwen2_models(profile):
     assert (path / "model.safetensors").stat().st_size < 5_000_000
     model, tok = load_policy(path)
     assert type(model) is Qwen2ForCausalLM
-    assert model.config.hidden_size == SIZES[profile].hidden_size
+    assert model.config.hidden_size == policy_size(profile).hidden_size
 
 
 def test_lora_wraps_every_projection():
     tok = build_tokenizer()
-    peft_model = add_lora(build_tiny_model(SIZES["smoke"], tok))
+    peft_model = add_lora(build_tiny_model(policy_size("smoke"), tok))
     wrapped = {name.split(".")[-1] for name, module in peft_model.named_modules() if hasattr(module, "lora_A")}
     assert wrapped == set(LORA_TARGETS)
     trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]

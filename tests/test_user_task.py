@@ -8,6 +8,7 @@ the command it describes prints. Only the sizes shrink (the smoke profile's batc
 the warm start's steps), so that the whole page runs in about a minute; the grid's cells run in
 kernels of their own, at the sizes the page's grid file gives.
 """
+import dataclasses
 import os
 import re
 import shlex
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from minirl import config, warmstart
+from minirl import profiles
 from minirl.cli import main
 from minirl.methods import METHODS
 from minirl.tasks import TASKS
@@ -43,9 +44,10 @@ def user_folder(tmp_path, monkeypatch):
     """An empty working folder importable as the user's, tiny sizes, and the registries as they were."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(config.PROFILE_DEFAULTS, "smoke", dict(prompts_per_step=4, group_size=4, lr=3e-4, eval_prompts=8,
-                                                               eval_samples=4, eval_k=2, eval_every=10))
-    monkeypatch.setitem(warmstart.PROFILE_WARMSTART, "smoke", dict(steps=20, lr=3e-3, batch_size=16))
+    small = dataclasses.replace(profiles.PROFILES["smoke"], warmstart=dict(steps=20, lr=3e-3, batch_size=16),
+                                train=dict(prompts_per_step=4, group_size=4, lr=3e-4, eval_prompts=8, eval_samples=4,
+                                           eval_k=2, eval_every=10))
+    monkeypatch.setitem(profiles.PROFILES, "smoke", small)
     monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))      # `reproduce` adds this folder to it
     methods, tasks = dict(METHODS), dict(TASKS)
     yield tmp_path

@@ -18,9 +18,11 @@ of each side are dropped. Rollout tokens/s = generated response tokens (EOS incl
 second of the whole step. Not a test: it asserts no timings.
 
 Two minirl sides take turns after each TRL cycle: the default trainer (its sampler prefills each
-prompt once; same numbers as before, bit for bit) and the same trainer with
-`share_prompt_update` (group-aligned mini-batches that run each prompt once with gradient; same
-loss and gradients to ~1e-7, so not bit for bit). `--group-sizes 4 8 16` repeats the whole
+prompt once; its update packs the rows of each prompt into one sequence so that the prompt runs once
+with gradient, `share_prompt_update`; AdamW's fused kernel, `fused_adamw`) and the earlier default,
+`share_prompt_update=False, fused_adamw=False` (every row runs its own copy of its prompt in the update,
+and AdamW loops over the weights; same loss and gradients to ~1e-6).
+`--group-sizes 4 8 16` repeats the whole
 comparison for each group size G (prompts per step fixed), to show how each side's cost grows
 with G. Medians with the interquartile range, and the load average (`os.getloadavg()`) before
 and after each run, are printed.
@@ -72,7 +74,7 @@ def make_trl_trainer(profile: str, cycles: int, out: str, callback, group_size: 
         output_dir=out, use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False,
         report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True, seed=cfg.seed,
         learning_rate=cfg.lr, lr_scheduler_type="constant", weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm, optim="adamw_torch",    # minirl: plain torch.optim.AdamW
+        max_grad_norm=cfg.max_grad_norm, optim="adamw_torch_fused",    # both: AdamW's fused kernel (the defaults)
         per_device_train_batch_size=rows // updates, gradient_accumulation_steps=1,
         steps_per_generation=updates, num_generations=cfg.group_size, num_iterations=1,
         max_completion_length=task.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -115,13 +117,12 @@ class Alternate(TrainerCallback):
 
 
 def minirl_trainers(profile: str, group_size: int) -> dict[str, Trainer]:
-    """The default trainer and one with `share_prompt_update`, each on its own copy of the warm start."""
-    def make():
+    """The default trainer and the earlier default (per-row update and AdamW's loop over the weights:
+    `share_prompt_update=False, fused_adamw=False`), each on its own copy of the warm start."""
+    def make(**settings):
         # steps and eval_every huge: train_step evaluates when step % eval_every == 0 or step == steps
-        return Trainer(make_config(profile, steps=10**9, eval_every=10**9, group_size=group_size))
-    shared = make()
-    shared.share_prompt_update = True
-    return {"minirl": make(), "minirl + shared-prompt update": shared}
+        return Trainer(make_config(profile, steps=10**9, eval_every=10**9, group_size=group_size, **settings))
+    return {"minirl": make(), "minirl, earlier default": make(share_prompt_update=False, fused_adamw=False)}
 
 
 def run(profile: str, warmup: int, steps: int, group_size: int | None = None) -> dict[str, dict]:

@@ -28,6 +28,7 @@ from minirl.compare import BATCH_LEVEL_VARIANTS
 from minirl.config import make_config
 from minirl.core import group_advantages
 from minirl.methods import METHODS
+from minirl.step import collect
 from minirl.trainer import Trainer
 
 
@@ -46,7 +47,8 @@ def main() -> None:
     base = Trainer(make_config(args.profile, eval_every=10**9))
     torch.manual_seed(0)
     base.model.eval()
-    rollout, rewards, *_ = base._collect()
+    batch = collect(base.sampler(), base.task, base.config, base.step)
+    rollout, rewards = batch.rollout, batch.rewards
     adv, _ = group_advantages(rewards, base.config.group_size)
     adv_tok = adv[:, None] * rollout.response_mask
     trainers = {}

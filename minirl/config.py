@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -81,6 +82,15 @@ class TrainConfig:
     """n: samples per eval prompt for the unbiased pass@k estimator."""
     eval_k: int = 8
     checkpoint_every: int = 25
+    share_prompt_update: bool = True
+    """Run each distinct prompt of a mini-batch once in the update's forward and backward pass
+    (rollout.shared_prompt_forward), with mini-batches of whole groups: the same loss and gradients up to
+    float rounding (~1e-6), in less time. False: every row runs its own copy of its prompt, in mini-batches
+    of shuffled rows, as runs made before this setting existed did (the shipped grids among them)."""
+    fused_adamw: bool = True
+    """Take AdamW's fused kernel (one pass over all weights; torch's `fused=True`): the same update up to
+    float rounding, in a fraction of the time. False: torch's default loop over the weights one by one,
+    as runs made before this setting existed did."""
     track_entropy_change: bool = False
     """Also measure `batch_entropy_change`: the entropy of the step's own sampled positions
     after the update minus before (one extra forward pass). It is the quantity that the
@@ -150,8 +160,21 @@ NUMBER_RANGES = {"lr": (0, math.inf, True), "temperature": (0, math.inf, True), 
                  "weight_decay": (0, math.inf, False), "max_grad_norm": (0, math.inf, True),
                  "kl_coef": (0, math.inf, False), "lora_alpha": (0, math.inf, True)}
 """Real-number fields: (low, high, low excluded); every one must be finite."""
-FLAGS = ("load_in_4bit", "gradient_checkpointing", "scale_adv_by_std", "dynamic_sampling", "track_entropy_change",
-         "law_diagnostics")
+FLAGS = ("load_in_4bit", "gradient_checkpointing", "scale_adv_by_std", "dynamic_sampling", "share_prompt_update",
+         "fused_adamw", "track_entropy_change", "law_diagnostics")
+
+BEFORE_THE_FIELD = {"share_prompt_update": False, "fused_adamw": False}
+"""What a run saved before TrainConfig had one of these fields ran with, where that differs from the
+field's default; any other field added later defaults to the earlier behaviour (`value_before_field`)."""
+
+
+def value_before_field(key: str):
+    """The value of TrainConfig's field `key` that a config saved before the field existed stands for:
+    BEFORE_THE_FIELD's, else the field's default; "<missing>" for a name that is no field."""
+    if key in BEFORE_THE_FIELD:
+        return BEFORE_THE_FIELD[key]
+    default = {f.name: f.default for f in dataclasses.fields(TrainConfig)}.get(key, dataclasses.MISSING)
+    return "<missing>" if default is dataclasses.MISSING else json.loads(json.dumps(default))
 
 
 def _refuse(name: str, value, allowed: str):

@@ -58,27 +58,43 @@ def policy_forward(model, prompt_ids, prompt_mask, response_ids, temperature: fl
 
 
 def shared_prompt_forward(model, prompt_ids, prompt_mask, response_ids, temperature: float = 1.0) -> torch.Tensor:
-    """`policy_forward`'s logits (B, T, V), with each distinct prompt run once: its first P-1 tokens
-    go through the model once (with gradient), their KV cache is copied to every row that has that
-    prompt, and each row runs only [last prompt token; response[:-1]] on top of it. The gradient of
-    the copies adds up in the shared prompt, so loss and gradients equal policy_forward's up to
-    float rounding (~1e-7; tests/test_trainer_shared_prompt.py). A model with gradient
-    checkpointing (no KV cache in training) takes policy_forward."""
+    """`policy_forward`'s logits (B, T, V), with each distinct prompt run once. The rows of one prompt
+    are packed into one sequence, [prompt[:-1] | row a: last prompt token, response[:-1] | row b: ...],
+    and a block mask lets each row's segment see the prompt and its own earlier tokens only, at the
+    positions it has in its own row. One forward pass per mini-batch; the gradient of the prompt's
+    tokens adds up over its rows. Loss and gradients equal policy_forward's up to float rounding
+    (~1e-6; tests/test_trainer_shared_prompt.py). The mask is boolean, as torch's scaled_dot_product_attention
+    takes it; another attention implementation (eager, flash) and one-token prompts take policy_forward."""
     P, T = prompt_ids.shape[1], response_ids.shape[1]
-    checkpointing = getattr(model, "is_activation_checkpointing", getattr(model, "is_gradient_checkpointing", False))
-    if P < 2 or (model.training and checkpointing):
+    if P < 2 or getattr(model.config, "_attn_implementation", None) != "sdpa":
         return policy_forward(model, prompt_ids, prompt_mask, response_ids, temperature)
-    first, row_of = distinct_rows(prompt_ids)                                              # (U,), (B,)
-    position_ids = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)                            # as policy_forward
-    head = model(input_ids=prompt_ids[first, :-1], attention_mask=prompt_mask[first, :-1],
-                 position_ids=position_ids[first, :-1], use_cache=True, logits_to_keep=1)
-    cache = head.past_key_values
-    cache.batch_select_indices(row_of)                               # (U, ...) -> (B, ...), differentiable
-    tail = torch.cat([prompt_ids[:, -1:], response_ids[:, :-1]], dim=1)                    # (B, T)
-    attention_mask = torch.cat([prompt_mask, torch.ones_like(response_ids[:, :-1])], dim=1)
-    out = model(input_ids=tail, attention_mask=attention_mask, position_ids=position_ids[:, -1:] + torch.arange(T),
-                past_key_values=cache, use_cache=True)
-    return out.logits.float() / max(temperature, 1e-6)
+    first, row_of = distinct_rows(prompt_ids)                                     # (U,), (B,)
+    slot = _rank_within(row_of)                                                   # row's place in its group
+    U, K = len(first), int(slot.max()) + 1                                        # K: most rows of one prompt
+    position_ids = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)                   # as policy_forward
+    segments = prompt_ids.new_full((U, K, T), prompt_ids[0, 0].item())            # unused slots: any token
+    segments[row_of, slot] = torch.cat([prompt_ids[:, -1:], response_ids[:, :-1]], dim=1)
+    segment_positions = (position_ids[first, -1:] + torch.arange(T, device=prompt_ids.device)).repeat(1, K)
+    input_ids = torch.cat([prompt_ids[first, :-1], segments.reshape(U, K * T)], dim=1)          # (U, L)
+    positions = torch.cat([position_ids[first, :-1], segment_positions], dim=1)
+    # which segment each position is in (-1: the prompt); a query sees earlier keys of its own segment
+    # and the prompt's real tokens (and itself, so that a padding position sees something)
+    part = torch.cat([torch.full((P - 1,), -1), torch.arange(K).repeat_interleave(T)]).to(prompt_ids.device)
+    L = len(part)
+    earlier = torch.ones(L, L, dtype=torch.bool, device=prompt_ids.device).tril()
+    visible = earlier & ((part[:, None] == part[None, :]) | (part[None, :] == -1))             # (L, L)
+    real_key = torch.cat([prompt_mask[first, :-1].bool(), prompt_mask.new_ones(U, K * T).bool()], dim=1)
+    mask = (visible & real_key[:, None, :]) | torch.eye(L, dtype=torch.bool, device=prompt_ids.device)
+    out = model(input_ids=input_ids, attention_mask=mask[:, None], position_ids=positions,
+                logits_to_keep=K * T, use_cache=False)
+    logits = out.logits.reshape(U, K, T, -1)[row_of, slot]                                    # (B, T, V)
+    return logits.float() / max(temperature, 1e-6)
+
+
+def _rank_within(labels: torch.Tensor) -> torch.Tensor:
+    """For each entry, how many earlier entries have the same label: [3, 5, 3, 3] -> [0, 0, 1, 2]."""
+    same = labels[:, None] == labels[None, :]
+    return (same.tril(diagonal=-1)).sum(dim=1)
 
 
 def gather_log_prob(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

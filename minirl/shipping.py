@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import gzip
 import json
-from dataclasses import MISSING, fields
 from pathlib import Path
 
 from . import __version__, shipped
-from .config import TrainConfig, make_config
+from .config import BEFORE_THE_FIELD, make_config, value_before_field
 from .grid import expand, load_grid
 from .metrics import METRICS_SCHEMA, read_metrics
 from .results import CELL, DONE, ERROR, open_results
@@ -69,10 +68,14 @@ def check(name, grid_file) -> None:
     for c in (c for c in cells if c.id in by_id):
         cell = by_id[c.id]
         now = identity(c.to_dict())
+        # a setting that a grid pins at its value from before the field existed: the shipped cell did not record it
+        cell = {**cell, "train_settings": {**{k: v for k, v in now["train_settings"].items()
+                                               if k in BEFORE_THE_FIELD and v == BEFORE_THE_FIELD[k]},
+                                            **cell["train_settings"]}}
         changed = [k for k in IDENTITY if json.dumps(now[k], sort_keys=True) != json.dumps(cell[k], sort_keys=True)]
         config_now = config_of(c)
         changed += [f"config {k}" for k in sorted(set(config_now) | set(cell["config"]))
-                    if config_now.get(k, "<missing>") != cell["config"].get(k, added_later(k))]
+                    if config_now.get(k, "<missing>") != cell["config"].get(k, value_before_field(k))]
         steps = [row["step"] for row in cell["rows"]]
         if steps != list(range(cell["config"]["steps"] + 1)):
             changed.append(f"steps logged {steps[:1]}..{steps[-1:]} (expected 0..{cell['config']['steps']})")
@@ -91,10 +94,3 @@ def config_of(cell) -> dict:
     config = make_config(cell.profile, method=cell.method, seed=cell.seed, method_settings=dict(cell.method_settings),
                          **{**cell.train_settings, **mapped})
     return json.loads(json.dumps({"schema": METRICS_SCHEMA, **config.to_dict()}))
-
-
-def added_later(key: str):
-    """What a run made before TrainConfig had the field `key` ran with: the field's default (a field is
-    added with a default that keeps earlier runs' behaviour, e.g. a diagnostic that is off)."""
-    default = {f.name: f.default for f in fields(TrainConfig)}.get(key, MISSING)
-    return "<missing>" if default is MISSING else json.loads(json.dumps(default))

@@ -32,15 +32,14 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint_file, save_atomic
-from .config import EVAL_SEED_OFFSET, TrainConfig, step_seed
+from .config import EVAL_SEED_OFFSET, TrainConfig, step_seed, value_before_field
 from .core import aggregate_loss, aggregation_count, group_advantages, kl_penalty, masked_mean
 from .diagnostics import covariance_summary, token_entropy
 from .evaluation import evaluate
 from .hf import adapter_state, is_lora, load_adapter_state, load_hf_policy, reference_policy
 from .law_check import LawCheck
 from .methods import LossExtras, PolicyLossConfig, get_method
-# read_metrics and TIME_KEYS are still importable from here; minirl.metrics is their home
-from .metrics import METRIC_KEYS, METRICS_SCHEMA, TIME_KEYS, metric_name, read_metrics  # noqa: F401
+from .metrics import METRIC_KEYS, METRICS_SCHEMA, metric_name
 from .models import load_policy
 from .rollout import Rollout, distinct_rows, gather_log_prob, policy_forward, score, shared_prompt_forward
 from .run_folder import CHECKPOINT, CONFIG, METRICS, claim, history_up_to, write_atomic
@@ -54,11 +53,6 @@ class Diverged(ValueError):
 
 
 class Trainer:
-    share_prompt_update = False
-    """Group-aligned mini-batches whose shared prompts run once (rollout.shared_prompt_forward):
-    faster, same loss and gradients up to float rounding (~1e-7), so not bit for bit the runs
-    made without it; off by default."""
-
     def __init__(self, config: TrainConfig, out: str | Path | None = None, task: Task | None = None,
                  model=None, tokenizer=None):
         self.config = config.validate(check_task=task is None)     # a config built directly is checked too
@@ -84,8 +78,8 @@ class Trainer:
         # the reference policy: a frozen copy, or, for a LoRA model, the same model with the adapter off
         self.ref_model = (copy.deepcopy(model).eval().requires_grad_(False)
                           if self.needs_ref and not is_lora(model) else None)
-        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                           lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                                           weight_decay=config.weight_decay, fused=config.fused_adamw or None)
         self.method_state = self.method.state_cls() if self.method.state_cls else None
         self.out = Path(out) if out else None
         self.step, self.wall_s, self.prev_entropy = 0, 0.0, None
@@ -99,7 +93,7 @@ class Trainer:
         self.step += 1
         torch.manual_seed(step_seed(c.seed, self.step))
         self.model.eval()
-        sampler = self._sampler()
+        sampler = self.sampler()
         batch = collect(sampler, self.task, c, self.step)                                # sample, reward
         self._check_finite("reward", batch.rewards,
                            "the task's reward function returned it; a reward must be a finite number")
@@ -111,21 +105,10 @@ class Trainer:
         return self._step_metrics(batch, rollout, adv_tok, all_equal, update, batch_metrics,
                                   sampler.tokens_sampled, start)                          # log
 
-    def _sampler(self) -> StepSampler:
+    def sampler(self) -> StepSampler:
         """The step's sampler: the task's, or the method's own (`sample_groups`)."""
         return StepSampler(self.model, self.tokenizer, self.task, self.config, self.method, self.method_config,
                            self.method_state, self.step)
-
-    def _collect(self) -> tuple[Rollout, torch.Tensor, int, list]:
-        """(rollout, rewards, sampling rounds, one example per group) of the current step as
-        `train_step` samples them, without the rest of the step (for tests of the update alone)."""
-        batch = collect(self._sampler(), self.task, self.config, self.step)
-        return batch.rollout, batch.rewards, batch.gen_batches, batch.examples
-
-    def _sample_more(self, chosen: list, temperature: float | None = None, n: int | None = None,
-                     prefix_ids: list[list[int]] | None = None) -> tuple[Rollout, torch.Tensor]:
-        """`StepSampler.more` with this step's sampler (for tests of the sampler alone)."""
-        return self._sampler().more(chosen, temperature, n, prefix_ids)
 
     def update(self, rollout: Rollout, adv_tok: torch.Tensor) -> dict:
         """The update stage: the method's loss (+ β·KL to the reference) over `ppo_epochs` passes
@@ -196,7 +179,7 @@ class Trainer:
         batch_means = dict(batch_mean_log_prob=masked_mean(rollout.old_log_prob, rollout.response_mask).item(),
                            batch_mean_advantage=masked_mean(adv_tok, rollout.response_mask).item())
         for _ in range(c.ppo_epochs):
-            order = torch.randperm(len(rollout)) if not self.share_prompt_update else self._group_order(rollout)
+            order = self._group_order(rollout) if c.share_prompt_update else torch.randperm(len(rollout))
             for index in order.chunk(c.num_mini_batches):
                 parts = index.split(c.micro_batch_size) if c.micro_batch_size else [index]
                 total = aggregation_count(rollout.response_mask[index], self.agg_mode)
@@ -259,7 +242,7 @@ class Trainer:
         mb = rollout.select(index)
         T = int(mb.response_mask.nonzero()[:, 1].max()) + 1 if mb.response_mask.any() else 1   # trim padding
         mask, old_logp, adv = mb.response_mask[:, :T], mb.old_log_prob[:, :T], adv_tok[index, :T]
-        forward = shared_prompt_forward if self.share_prompt_update else policy_forward
+        forward = shared_prompt_forward if c.share_prompt_update else policy_forward
         logits = forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T], c.temperature)
         logp = gather_log_prob(logits, mb.response_ids[:, :T])
         extra = LossExtras(
@@ -354,9 +337,10 @@ class Trainer:
         state = load_checkpoint_file(path, map_location=self.device)
         saved = {k: v for k, v in state["config"].items() if k != "steps"}
         ours = {k: v for k, v in self.config.to_dict().items() if k != "steps"}
-        diff = sorted(k for k in ours if saved.get(k) != ours[k])
+        saved = {k: saved.get(k, value_before_field(k)) for k in ours}         # a field added since: its old value
+        diff = sorted(k for k in ours if saved[k] != ours[k])
         _check(not diff, f"cannot resume {self.out}: settings differ from the saved run: "
-               + ", ".join(f"{k} (saved {saved.get(k)!r}, now {ours[k]!r})" for k in diff))
+               + ", ".join(f"{k} (saved {saved[k]!r}, now {ours[k]!r})" for k in diff))
         _check(self.config.steps >= state["step"],
                f"cannot resume {self.out} with steps={self.config.steps}: its checkpoint is already at step "
                f"{state['step']}; give steps ≥ {state['step']} (or leave --steps out to finish the saved run)")

@@ -8,7 +8,8 @@ import torch
 from minirl.config import make_config
 from minirl.hf import is_lora, load_hf_policy
 from minirl.rollout import gather_log_prob, policy_forward, sample
-from minirl.trainer import Trainer, read_metrics, train
+from minirl.metrics import read_metrics
+from minirl.trainer import Trainer, train
 from minirl.warmstart import default_path
 
 bnb = pytest.importorskip("bitsandbytes")

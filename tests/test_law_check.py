@@ -8,7 +8,8 @@ import torch
 from minirl.config import make_config
 from minirl.law_check import LAW_KEYS, PROBE_KEYS, PROBE_LR, LawCheck
 from minirl.rollout import Rollout
-from minirl.trainer import TIME_KEYS, Trainer
+from minirl.metrics import TIME_KEYS
+from minirl.trainer import Trainer
 
 
 class Bigram(torch.nn.Module):

@@ -78,7 +78,7 @@ def test_extra_samples_are_scored_at_the_training_temperature():
     config = make_config("smoke", method="aepo", steps=1, prompts_per_step=4, eval_prompts=8)
     trainer = Trainer(config)
     examples = trainer.task.train[:2]
-    hot, rewards = trainer._sample_more([examples[1]], 3.0)
+    hot, rewards = trainer.sampler().more([examples[1]], 3.0)
     assert len(hot) == G * 2 and rewards.shape == (len(hot),)
     assert all(r == trainer.task.reward(t, examples[1]) for r, t in zip(rewards.tolist(), hot.completions))
     logits = policy_forward(trainer.model, hot.prompt_ids, hot.prompt_mask, hot.response_ids, 1.0)

@@ -117,8 +117,8 @@ def test_the_cpu_grid_holds_every_method_the_course_runs_on_the_default_task():
     assert {c.seed for c in cells} == {0, 1, 2, 3, 4} and {c.profile for c in cells} == {"smoke"}   # the course's policy size
     assert {c.label for c in cells} == {c.label for c in expand(load_grid(ROOT / "grids" / "cpu_profile_all_methods.yaml"))}
     assert len(cells) == 5 * len({c.label for c in cells})
-    assert next(c for c in cells if c.label == "grpo G=16").train_settings == {"group_size": 16, "eval_every": 20,
-                                                                               "eval_prompts": 64}
+    assert next(c for c in cells if c.label == "grpo G=16").train_settings == {
+        "group_size": 16, "eval_every": 20, "eval_prompts": 64, "share_prompt_update": False, "fused_adamw": False}
 
 
 @pytest.mark.parametrize("grid, expected", [

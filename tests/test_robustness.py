@@ -22,7 +22,8 @@ from minirl.config import TrainConfig, make_config, max_seed
 from minirl.grid import GridError, expand
 from minirl.run_folder import KILLED_ROWS
 from minirl.tasks import get_task
-from minirl.trainer import Diverged, Trainer, read_metrics, train
+from minirl.metrics import read_metrics
+from minirl.trainer import Diverged, Trainer, train
 
 TINY = dict(prompts_per_step=4, eval_prompts=8, eval_samples=4, eval_k=2, eval_every=100)
 

@@ -152,12 +152,13 @@ def test_the_ship_command_packs_into_the_package_assets_and_refuses_in_one_line(
     assert err.startswith("minirl: error: ") and "lacks 1 of the grid's 4 cells" in err and err.count("\n") == 1
 
 
-def test_a_field_added_after_the_runs_counts_at_its_default_only():
+def test_a_field_added_after_the_runs_counts_at_the_value_earlier_runs_ran_with():
     from dataclasses import MISSING, fields
 
-    from minirl.config import TrainConfig
-    from minirl.shipping import added_later
+    from minirl.config import BEFORE_THE_FIELD, TrainConfig, value_before_field
 
-    field = next(f for f in fields(TrainConfig) if f.default is not MISSING)
-    assert added_later(field.name) == field.default          # a run without the field ran at its default
-    assert added_later("no_such_field") == "<missing>"       # anything else is a difference
+    field = next(f for f in fields(TrainConfig) if f.default is not MISSING and f.name not in BEFORE_THE_FIELD)
+    assert value_before_field(field.name) == field.default    # a run without the field ran at its default
+    for key in ("share_prompt_update", "fused_adamw"):       # ... except where the default changed the runs:
+        assert getattr(TrainConfig(), key) is True and value_before_field(key) is False
+    assert value_before_field("no_such_field") == "<missing>"   # anything else is a difference

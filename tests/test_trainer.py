@@ -4,7 +4,9 @@ import json
 import pytest
 
 from minirl.config import make_config
-from minirl.trainer import METRIC_KEYS, TIME_KEYS, Trainer, read_metrics, train
+from minirl.metrics import METRIC_KEYS, TIME_KEYS, read_metrics
+from minirl.step import collect
+from minirl.trainer import Trainer, train
 
 STEPS = 6
 
@@ -181,7 +183,8 @@ def test_micro_batches_accumulate_the_mini_batch_gradient(mode):
     parts = Trainer(smoke(loss_agg_mode=mode, num_mini_batches=2, micro_batch_size=3),
                     model=copy.deepcopy(whole.model), tokenizer=whole.tokenizer)
     torch.manual_seed(0)
-    rollout, rewards, *_ = whole._collect()
+    batch = collect(whole.sampler(), whole.task, whole.config, whole.step)
+    rollout, rewards = batch.rollout, batch.rewards
     from minirl.core import group_advantages
     adv_tok = group_advantages(rewards, 8)[0][:, None] * rollout.response_mask
     results, grads = [], []
@@ -221,7 +224,7 @@ def test_continuations_stay_within_the_task_length():
     limit = trainer.task.max_new_tokens
     examples = trainer.task.train[:2]
     long_prefix = trainer.tokenizer("1+2+3", add_special_tokens=False)["input_ids"]
-    rollout, rewards = trainer._sample_more(examples, None, 2, [long_prefix, long_prefix, [], []])
+    rollout, rewards = trainer.sampler().more(examples, None, 2, [long_prefix, long_prefix, [], []])
     assert rollout.response_ids.shape[1] <= limit
     assert all(len(text) <= limit for text in rollout.completions)
     assert rollout.completions[0].startswith("1+2+3")
@@ -240,7 +243,7 @@ def test_kl_to_the_reference_is_aggregated_like_the_methods_loss():
         for p in trainer.model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     torch.manual_seed(0)
-    rollout, *_ = trainer._collect()
+    rollout = collect(trainer.sampler(), trainer.task, trainer.config, trainer.step).rollout
     ref = trainer._ref_log_prob(rollout)
     lengths = rollout.response_mask.sum(dim=1)
     rows = (lengths < lengths.max()).nonzero().squeeze(-1)          # shorter than the longest: T < L_const

@@ -1,7 +1,8 @@
-"""The update with shared prompts (Trainer.share_prompt_update, rollout.shared_prompt_forward) runs
-each distinct prompt of a mini-batch once with gradient and copies its KV cache to its rows: the
-loss and every gradient must equal the per-row path's to 1e-6, for a whole-group mini-batch, a
-shuffled one, and methods that read the entropy or the logits."""
+"""The update with shared prompts (TrainConfig.share_prompt_update, on by default;
+rollout.shared_prompt_forward) packs the rows of each distinct prompt into one sequence behind a
+block mask, so the prompt runs once with gradient: the loss and every gradient must equal the per-row
+path's to 1e-6, for whole groups, split groups, left-padded prompts of different lengths, and methods
+that read the entropy or the logits."""
 import copy
 import math
 
@@ -10,6 +11,8 @@ import torch
 
 from minirl.config import make_config
 from minirl.core import group_advantages
+from minirl.rollout import policy_forward, shared_prompt_forward
+from minirl.step import collect
 from minirl.trainer import Trainer
 
 
@@ -17,8 +20,13 @@ def smoke(**overrides):
     return make_config("smoke", **{**dict(steps=3, prompts_per_step=8, eval_every=10**6), **overrides})
 
 
+def first_batch(trainer):
+    torch.manual_seed(0)
+    return collect(trainer.sampler(), trainer.task, trainer.config, 1)
+
+
 def loss_and_gradients(trainer, rollout, index, adv_tok, shared):
-    trainer.share_prompt_update = shared
+    trainer.config.share_prompt_update = shared
     trainer.model.train()
     trainer.optimizer.zero_grad(set_to_none=True)
     batch_means = dict(batch_mean_log_prob=-1.0, batch_mean_advantage=0.0)
@@ -30,11 +38,17 @@ def loss_and_gradients(trainer, rollout, index, adv_tok, shared):
 @pytest.mark.parametrize("method", ["grpo", "entropy_bonus", "lp_reg"])
 def test_shared_prompts_give_the_same_loss_and_gradients(method):
     trainer = Trainer(smoke(method=method))
-    torch.manual_seed(0)
-    rollout, rewards, *_ = trainer._collect()
-    adv_tok = group_advantages(rewards, 8)[0][:, None] * rollout.response_mask
+    batch = first_batch(trainer)
+    rollout = batch.rollout
+    adv_tok = group_advantages(batch.rewards, 8)[0][:, None] * rollout.response_mask
     G = trainer.config.group_size
-    for index in (torch.arange(2 * G, 5 * G), torch.randperm(len(rollout))[:24]):   # 3 whole groups; shuffled
+    live = [g for g in range(len(rollout) // G) if adv_tok[g * G:(g + 1) * G].abs().sum() > 0]   # groups that teach
+    assert len(live) >= 3
+    rows = [torch.arange(g * G, (g + 1) * G) for g in live[:3]]
+    torch.manual_seed(1)
+    for index in (torch.cat(rows),                             # 3 whole groups
+                  torch.randperm(len(rollout))[:24],           # shuffled rows: groups of 0-4 rows
+                  torch.cat([rows[0][:1], rows[1][2:4], rows[2][3:7]])):   # split groups of 1, 2 and 4 rows
         per_row = loss_and_gradients(trainer, rollout, index, adv_tok, shared=False)
         shared = loss_and_gradients(trainer, rollout, index, adv_tok, shared=True)
         assert per_row[0].item() != 0.0 and math.isclose(shared[0].item(), per_row[0].item(), abs_tol=1e-6)
@@ -43,11 +57,42 @@ def test_shared_prompts_give_the_same_loss_and_gradients(method):
             torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
 
 
+def test_left_padded_prompts_of_different_lengths_give_the_same_logits_and_gradients():
+    trainer = Trainer(smoke())
+    tokenizer, model = trainer.tokenizer, trainer.model.train()
+    prompts = ["12+34=", "5*6=", "12+34=", "7-1=", "5*6=", "12+34="]          # three prompts, 3 + 2 + 1 rows
+    batch = tokenizer(prompts, padding=True, return_tensors="pt")             # left-padded
+    assert not bool(batch["attention_mask"].all())
+    torch.manual_seed(0)
+    response = torch.randint(3, len(tokenizer), (len(prompts), 5))
+    weights = torch.randn(len(prompts), 5, len(tokenizer))
+    results = []
+    for forward in (policy_forward, shared_prompt_forward):
+        model.zero_grad(set_to_none=True)
+        logits = forward(model, batch["input_ids"], batch["attention_mask"], response, temperature=0.7)
+        (logits * weights).sum().backward()
+        results.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=0, atol=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):            # sums of 180 random weights: relative
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5 * a.abs().max().item())
+
+
+def test_attention_without_a_custom_mask_and_one_token_prompts_take_the_per_row_path(monkeypatch):
+    model = Trainer(smoke()).model
+    called = []
+    monkeypatch.setattr("minirl.rollout.policy_forward", lambda *a, **k: called.append(a[1].shape) or "per row")
+    ids, mask = torch.tensor([[5, 6, 7], [5, 6, 7]]), torch.ones(2, 3, dtype=torch.long)
+    model.config._attn_implementation = "eager"
+    assert shared_prompt_forward(model, ids, mask, ids) == "per row"
+    model.config._attn_implementation = "sdpa"
+    assert shared_prompt_forward(model, ids[:, :1], mask[:, :1], ids) == "per row"
+    assert called == [(2, 3), (2, 1)]
+
+
 def test_mini_batches_hold_whole_groups_and_a_step_trains():
     trainer = Trainer(smoke(num_mini_batches=4))
-    trainer.share_prompt_update = True
-    torch.manual_seed(0)
-    rollout, *_ = trainer._collect()
+    assert trainer.config.share_prompt_update                 # the default
+    rollout = first_batch(trainer).rollout
     order = trainer._group_order(rollout)
     assert sorted(order.tolist()) == list(range(len(rollout)))
     G = trainer.config.group_size
@@ -59,3 +104,26 @@ def test_mini_batches_hold_whole_groups_and_a_step_trains():
     assert all(math.isfinite(metrics[k]) for k in ("pg_loss", "grad_norm", "entropy", "reward"))
     assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
 
+
+def test_a_saved_run_from_before_the_setting_resumes_on_the_per_row_path(tmp_path):
+    import json
+
+    from minirl.run_folder import CONFIG
+    from minirl.trainer import train
+
+    old = dict(share_prompt_update=False, fused_adamw=False)      # what runs did before the two settings
+    config = smoke(steps=1, checkpoint_every=1, **old)
+    train(config, tmp_path / "run", progress=False)
+    state_path = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(state_path, weights_only=True)
+    for key in old:                                            # as a checkpoint written before the settings
+        del state["config"][key]
+    torch.save(state, state_path)
+    saved = json.loads((tmp_path / "run" / CONFIG).read_text())
+    for key in old:
+        saved.pop(key, None)
+    (tmp_path / "run" / CONFIG).write_text(json.dumps(saved))
+    rows = train(smoke(steps=2, checkpoint_every=1, **old), tmp_path / "run", resume=True, progress=False)
+    assert [r["step"] for r in rows][-1] == 2
+    with pytest.raises(ValueError, match=r"share_prompt_update \(saved False, now True\)"):
+        train(smoke(steps=3, checkpoint_every=1, fused_adamw=False), tmp_path / "run", resume=True, progress=False)

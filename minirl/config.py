@@ -233,7 +233,8 @@ def _check_method(config: TrainConfig) -> None:
     """The method takes these settings, every numeric one finite, and no KL is counted twice."""
     if not isinstance(config.method_settings, dict):
         _refuse("method_settings", config.method_settings, "give a dict of the method's settings (name: value)")
-    method_config = get_method(config.method).make_config(config.method_settings)
+    method = get_method(config.method)
+    method_config = method.make_config(config.method_settings)
     for f in dataclasses.fields(method_config):
         value = getattr(method_config, f.name)
         if isinstance(value, float) and not math.isfinite(value):
@@ -248,5 +249,6 @@ def _check_method(config: TrainConfig) -> None:
     c = getattr(method_config, "clip_ratio_c", None)
     if isinstance(c, (int, float)) and c <= 1:
         _refuse("method setting clip_ratio_c", c, "give a finite number > 1 (the dual-clip bound), or None")
-    if config.method == "kl_ref" and config.kl_coef > 0:
-        raise ValueError("method 'kl_ref' has its own KL term (--set kl_loss_coef=...); leave kl_coef at 0")
+    if method.own_kl_setting and config.kl_coef > 0:
+        raise ValueError(f"method {method.name!r} has its own KL term (--set {method.name}.{method.own_kl_setting}=...); "
+                         "leave kl_coef at 0")

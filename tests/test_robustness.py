@@ -76,6 +76,20 @@ def test_every_bad_value_is_one_line_naming_field_value_and_what_is_allowed(bad,
     assert expected in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_method_with_a_kl_term_of_its_own_refuses_the_runs_kl_by_its_declaration_not_its_name():
+    from minirl.methods import METHODS, register_method
+    from minirl.methods.grpo import grpo_loss
+
+    register_method("own_kl_probe", own_kl_setting="clip_ratio_c")(grpo_loss)   # any name: what it declares counts
+    try:
+        with pytest.raises(ValueError, match=r"method 'own_kl_probe' has its own KL term \(--set own_kl_probe.clip_ratio_c"):
+            make_config("smoke", method="own_kl_probe", kl_coef=0.1)
+        assert make_config("smoke", method="own_kl_probe").kl_coef == 0.0
+        assert METHODS["kl_ref"].own_kl_setting == "kl_loss_coef" and METHODS["grpo"].own_kl_setting is None
+    finally:
+        del METHODS["own_kl_probe"]
+
+
 def test_the_largest_allowed_seed_fits_every_seed_the_run_draws():
     seed = max_seed(200)
     make_config("smoke", seed=seed)

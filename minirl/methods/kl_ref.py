@@ -62,6 +62,7 @@ def kl_estimate(logp, ref_logp, estimator: str = "k3"):
 @register_method("kl_ref", config_cls=KLRefConfig, default_agg_mode="seq-mean-token-mean",
                  needs=("ref_log_prob",), train_defaults={"kl_coef": 0.0},
                  acts_without_advantages=lambda config: config.kl_loss_coef != 0,   # β·KL to the reference
+                 own_kl_setting="kl_loss_coef",
                  summary="PPO-clip plus beta times KL(pi_theta || pi_ref) to the warm start (k1/k2/k3)")
 def kl_ref_loss(logp, old_logp, adv, mask, agg_mode="seq-mean-token-mean",
                 config: KLRefConfig | None = None, extra: LossExtras | None = None):

@@ -179,6 +179,9 @@ class Method:
     even where every advantage is zero (an entropy bonus, a KL pull to a reference). The trainer
     skips the optimizer steps of a step whose advantages are all zero unless this says True (or the
     run's kl_coef > 0): a batch without signal leaves the policy as it was. None: no such term."""
+    own_kl_setting: str | None = None
+    """The method's own setting of a KL term to the reference (kl_ref: `kl_loss_coef`): the run's
+    `kl_coef` must then stay 0, or the KL would be counted twice (config.validate refuses it)."""
 
     def make_config(self, overrides: dict[str, str] | None = None):
         """The method's config with `name=value` strings from the CLI applied (type-checked)."""
@@ -198,7 +201,8 @@ METHODS: dict[str, Method] = {}
 def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_mode: str = "token-mean",
                     needs: tuple[str, ...] = (), summary: str = "", state_cls: type | None = None,
                     train_defaults: dict | None = None, transform_batch: Callable | None = None,
-                    sample_groups: Callable | None = None, acts_without_advantages: Callable | None = None):
+                    sample_groups: Callable | None = None, acts_without_advantages: Callable | None = None,
+                    own_kl_setting: str | None = None):
     """Decorator: `@register_method("grpo", summary=...)` above a policy-loss function."""
     unknown = set(needs) - set(NEEDS)
     if unknown:
@@ -213,7 +217,8 @@ def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_
             raise ValueError(f"method {name!r} is registered twice")
         METHODS[name] = Method(name, fn, config_cls, default_agg_mode, tuple(needs),
                                summary or (fn.__doc__ or "").strip().splitlines()[0], state_cls,
-                               dict(train_defaults or {}), transform_batch, sample_groups, acts_without_advantages)
+                               dict(train_defaults or {}), transform_batch, sample_groups, acts_without_advantages,
+                               own_kl_setting)
         return fn
     return wrap
 

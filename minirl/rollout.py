@@ -57,44 +57,52 @@ def policy_forward(model, prompt_ids, prompt_mask, response_ids, temperature: fl
     return out.logits[:, :-1, :].float() / max(temperature, 1e-6)
 
 
-def shared_prompt_forward(model, prompt_ids, prompt_mask, response_ids, temperature: float = 1.0) -> torch.Tensor:
-    """`policy_forward`'s logits (B, T, V), with each distinct prompt run once. The rows of one prompt
-    are packed into one sequence, [prompt[:-1] | row a: last prompt token, response[:-1] | row b: ...],
-    and a block mask lets each row's segment see the prompt and its own earlier tokens only, at the
-    positions it has in its own row. One forward pass per mini-batch; the gradient of the prompt's
-    tokens adds up over its rows. Loss and gradients equal policy_forward's up to float rounding
-    (~1e-6; tests/test_trainer_shared_prompt.py). The mask is boolean, as torch's scaled_dot_product_attention
-    takes it; another attention implementation (eager, flash) and one-token prompts take policy_forward."""
-    P, T = prompt_ids.shape[1], response_ids.shape[1]
+def shared_prompt_forward(model, prompt_ids, prompt_mask, response_ids, temperature: float = 1.0,
+                          response_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """`policy_forward`'s logits (B, T, V) with each distinct prompt run once. The rows of one prompt are
+    packed into one sequence, [prompt[:-1] | row a: last prompt token, response[:-1] | row b: ... ], and a
+    block mask lets each row's tokens see the prompt and their own row's earlier tokens only, at the
+    positions they have in their own row. A row's segment ends at its last token under `response_mask`
+    (padding is not run; its logits are 0), so a mini-batch is one forward pass over its prompts once and
+    its real response tokens. The gradient of a prompt's tokens adds up over its rows: loss and gradients
+    equal policy_forward's up to float rounding (~1e-6; tests/test_trainer_shared_prompt.py). The mask is
+    boolean, as torch's scaled_dot_product_attention takes it; another attention implementation (eager,
+    flash) and one-token prompts take policy_forward."""
+    (B, P), T = prompt_ids.shape, response_ids.shape[1]
     if P < 2 or getattr(model.config, "_attn_implementation", None) != "sdpa":
         return policy_forward(model, prompt_ids, prompt_mask, response_ids, temperature)
-    first, row_of = distinct_rows(prompt_ids)                                     # (U,), (B,)
-    slot = _rank_within(row_of)                                                   # row's place in its group
-    U, K = len(first), int(slot.max()) + 1                                        # K: most rows of one prompt
-    position_ids = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)                   # as policy_forward
-    segments = prompt_ids.new_full((U, K, T), prompt_ids[0, 0].item())            # unused slots: any token
-    segments[row_of, slot] = torch.cat([prompt_ids[:, -1:], response_ids[:, :-1]], dim=1)
-    segment_positions = (position_ids[first, -1:] + torch.arange(T, device=prompt_ids.device)).repeat(1, K)
-    input_ids = torch.cat([prompt_ids[first, :-1], segments.reshape(U, K * T)], dim=1)          # (U, L)
-    positions = torch.cat([position_ids[first, :-1], segment_positions], dim=1)
-    # which segment each position is in (-1: the prompt); a query sees earlier keys of its own segment
-    # and the prompt's real tokens (and itself, so that a padding position sees something)
-    part = torch.cat([torch.full((P - 1,), -1), torch.arange(K).repeat_interleave(T)]).to(prompt_ids.device)
-    L = len(part)
-    earlier = torch.ones(L, L, dtype=torch.bool, device=prompt_ids.device).tril()
-    visible = earlier & ((part[:, None] == part[None, :]) | (part[None, :] == -1))             # (L, L)
-    real_key = torch.cat([prompt_mask[first, :-1].bool(), prompt_mask.new_ones(U, K * T).bool()], dim=1)
-    mask = (visible & real_key[:, None, :]) | torch.eye(L, dtype=torch.bool, device=prompt_ids.device)
+    device = prompt_ids.device
+    steps = torch.arange(T, device=device)
+    if response_mask is None:
+        lengths = torch.full((B,), T, device=device)
+    else:                                                                   # up to the row's last real token
+        lengths = ((response_mask > 0) * (steps + 1)).amax(dim=1)
+    first, row_of = distinct_rows(prompt_ids)                              # (U,), (B,)
+    U, head = len(first), P - 1
+    earlier_rows = (row_of[:, None] == row_of[None, :]).tril(diagonal=-1)   # same prompt, listed before
+    start = head + (earlier_rows * lengths[None, :]).sum(dim=1)            # where each row's segment begins
+    L = int((start + lengths).max())
+    row, t = (steps[None, :] < lengths[:, None]).nonzero(as_tuple=True)    # every token that runs
+    seq, place = row_of[row], start[row] + t
+    position_ids = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)            # as policy_forward
+    input_ids, positions = prompt_ids.new_zeros(U, L), position_ids.new_zeros(U, L)
+    owner = torch.full((U, L), -2, device=device)                           # -1: prompt, -2: nothing, else its row
+    input_ids[:, :head], positions[:, :head], owner[:, :head] = prompt_ids[first, :-1], position_ids[first, :-1], -1
+    input_ids[seq, place] = torch.cat([prompt_ids[:, -1:], response_ids[:, :-1]], dim=1)[row, t]
+    positions[seq, place] = position_ids[row, -1] + t
+    owner[seq, place] = row
+    real = owner >= 0
+    real[:, :head] = prompt_mask[first, :-1].bool()                         # left padding is no key
+    query, key = owner[:, :, None], owner[:, None, :]
+    sees = ((query == key) & (query >= 0)) | (key == -1)                    # its own row, or the prompt
+    causal = torch.ones(L, L, dtype=torch.bool, device=device).tril()
+    mask = (causal & sees & real[:, None, :]) | torch.eye(L, dtype=torch.bool, device=device)   # (U, L, L)
+    keep = max(L - head, 1)                                                 # the segments' positions
     out = model(input_ids=input_ids, attention_mask=mask[:, None], position_ids=positions,
-                logits_to_keep=K * T, use_cache=False)
-    logits = out.logits.reshape(U, K, T, -1)[row_of, slot]                                    # (B, T, V)
+                logits_to_keep=keep, use_cache=False)
+    logits = out.logits.new_zeros(B, T, out.logits.shape[-1])
+    logits[row, t] = out.logits[seq, place - (L - keep)]
     return logits.float() / max(temperature, 1e-6)
-
-
-def _rank_within(labels: torch.Tensor) -> torch.Tensor:
-    """For each entry, how many earlier entries have the same label: [3, 5, 3, 3] -> [0, 0, 1, 2]."""
-    same = labels[:, None] == labels[None, :]
-    return (same.tril(diagonal=-1)).sum(dim=1)
 
 
 def gather_log_prob(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

@@ -242,8 +242,11 @@ class Trainer:
         mb = rollout.select(index)
         T = int(mb.response_mask.nonzero()[:, 1].max()) + 1 if mb.response_mask.any() else 1   # trim padding
         mask, old_logp, adv = mb.response_mask[:, :T], mb.old_log_prob[:, :T], adv_tok[index, :T]
-        forward = shared_prompt_forward if c.share_prompt_update else policy_forward
-        logits = forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T], c.temperature)
+        if c.share_prompt_update:                 # each prompt once, with only the rows' real tokens
+            logits = shared_prompt_forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T],
+                                           c.temperature, mask)
+        else:
+            logits = policy_forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T], c.temperature)
         logp = gather_log_prob(logits, mb.response_ids[:, :T])
         extra = LossExtras(
             entropy=token_entropy(logits) if "entropy" in self.method.needs else None,

@@ -57,7 +57,7 @@ def test_shared_prompts_give_the_same_loss_and_gradients(method):
             torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
 
 
-def test_left_padded_prompts_of_different_lengths_give_the_same_logits_and_gradients():
+def test_left_padded_prompts_and_rows_of_different_lengths_give_the_same_logits_and_gradients():
     trainer = Trainer(smoke())
     tokenizer, model = trainer.tokenizer, trainer.model.train()
     prompts = ["12+34=", "5*6=", "12+34=", "7-1=", "5*6=", "12+34="]          # three prompts, 3 + 2 + 1 rows
@@ -65,15 +65,19 @@ def test_left_padded_prompts_of_different_lengths_give_the_same_logits_and_gradi
     assert not bool(batch["attention_mask"].all())
     torch.manual_seed(0)
     response = torch.randint(3, len(tokenizer), (len(prompts), 5))
-    weights = torch.randn(len(prompts), 5, len(tokenizer))
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0],   # rows of 5, 2 and 1 tokens,
+                         [1, 1, 1, 1, 0], [1, 0, 1, 1, 0], [1, 1, 1, 1, 1]]).float()   # and a gap (a tool's output)
+    weights = torch.randn(len(prompts), 5, len(tokenizer)) * mask[:, :, None]
     results = []
-    for forward in (policy_forward, shared_prompt_forward):
+    for forward in (policy_forward, lambda *a, **k: shared_prompt_forward(*a, **k, response_mask=mask)):
         model.zero_grad(set_to_none=True)
         logits = forward(model, batch["input_ids"], batch["attention_mask"], response, temperature=0.7)
         (logits * weights).sum().backward()
         results.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
-    torch.testing.assert_close(results[1][0], results[0][0], rtol=0, atol=1e-5)
-    for a, b in zip(results[0][1], results[1][1]):            # sums of 180 random weights: relative
+    on = mask.bool()
+    torch.testing.assert_close(results[1][0][on], results[0][0][on], rtol=0, atol=1e-5)
+    assert (results[1][0][:, 4][~on[:, 4]] == 0).all()                   # after a row's last token: not run
+    for a, b in zip(results[0][1], results[1][1]):            # sums of random weights: relative
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5 * a.abs().max().item())
 
 

@@ -95,6 +95,11 @@ def describe(profile: str) -> str:
 
 
 # ------------------------------------------------------------------- what each notebook trains
+SHIPPED_UPDATE = dict(share_prompt_update=False, fused_adamw=False)
+"""The update the shipped comparisons were trained with (they were made before these two settings existed):
+a notebook that retrains a shipped comparison takes it too, so that on the machine that made the shipped runs
+it makes them again exactly (grids/*.yaml pin the same two settings)."""
+
 COURSE = {
     "00_quickstart": {
         # the fast profile (a workshop on laptops or free Colab CPU, and CI): the small policy, 16 prompts × 8
@@ -128,7 +133,7 @@ COURSE = {
         "smoke": dict(profile="smoke", seeds=[0],                              # CI: checks that everything runs
                       train=dict(steps=10, eval_every=5, prompts_per_step=4, eval_prompts=8, eval_samples=4, eval_k=2)),
         "cpu": dict(profile="smoke", seeds=[0, 1, 2, 3, 4],                    # the shipped runs' sizes
-                    train=dict(steps=120, eval_every=20)),
+                    train=dict(steps=120, eval_every=20, **SHIPPED_UPDATE)),
         # 4 of the methods, one seed, eval at steps 0 and 8 on 32 prompts × 4 samples. On a free Colab T4, an
         # ESTIMATE, not a measurement: ~40 s a step (sampling ~25 s, 4 LoRA updates ~10 s, rewards ~1 s), so
         # 4 runs × 8 steps ≈ 21 min; 2 evaluations a run of 128 samples ≈ 25 s each ≈ 3.5 min; loading the model
@@ -139,7 +144,7 @@ COURSE = {
         "smoke": dict(profile="smoke", seeds=[0], fork_prompts=3,              # CI: checks that everything runs
                       train=dict(steps=6, eval_every=3, prompts_per_step=4, eval_prompts=8, eval_samples=4, eval_k=2)),
         "cpu": dict(profile="smoke", seeds=[0, 1, 2, 3, 4], fork_prompts=3,    # the shipped runs' sizes
-                    train=dict(steps=120, eval_every=20)),
+                    train=dict(steps=120, eval_every=20, **SHIPPED_UPDATE)),
         # grpo and cure, one seed, eval at steps 0 and 6 on 32 prompts × 4 samples. On a free Colab T4, an
         # ESTIMATE, not a measurement: ~40 s a GRPO step (sampling ~25 s, 4 LoRA updates ~10 s, rewards ~1 s), so
         # grpo takes 6 × 40 s = 4 min; a CURE step samples twice (4 originals, then 3 continuations of each) and
@@ -152,7 +157,7 @@ COURSE = {
         "smoke": dict(profile="smoke", seeds=[0],                              # CI: checks that everything runs
                       train=dict(steps=6, eval_every=3, prompts_per_step=4, eval_prompts=8, eval_samples=4, eval_k=2)),
         "cpu": dict(profile="smoke", seeds=[0, 1, 2, 3, 4],                    # the shipped runs' sizes
-                    train=dict(steps=120, eval_every=20)),
+                    train=dict(steps=120, eval_every=20, **SHIPPED_UPDATE)),
         # grpo, riskpo and entropy_adv, one seed, eval at steps 0 and 6 on 32 prompts × 4 samples. On a free
         # Colab T4, an ESTIMATE, not a measurement: ~40 s a step (sampling ~25 s, 4 LoRA updates ~10 s, rewards
         # ~1 s; riskpo and entropy_adv only change advantages), so 3 × 6 × 40 s = 12 min; 2 evaluations a run of
@@ -163,9 +168,9 @@ COURSE = {
         "smoke": dict(profile="smoke", seeds=[0],                              # CI: checks that everything runs
                       train=dict(steps=6, eval_every=3, prompts_per_step=4, eval_prompts=8, eval_samples=4, eval_k=2)),
         "cpu": dict(profile="smoke", seeds=[0, 1, 2, 3, 4],                    # the shipped runs' sizes
-                    train=dict(steps=120, eval_every=20)),
+                    train=dict(steps=120, eval_every=20, **SHIPPED_UPDATE)),
         "gpu": dict(profile="smoke", seeds=[0, 1, 2, 3, 4],                    # the cpu one
-                    train=dict(steps=120, eval_every=20)),
+                    train=dict(steps=120, eval_every=20, **SHIPPED_UPDATE)),
     },
     "05_attention_entropy": {
         # `profile`: whose policy section 1 measures (no RL run here); `size` and the rest: the tiny Qwen2 LMs

@@ -5,7 +5,8 @@ step at a time, every quantity the entropy theory talks about written to `metric
         sample G completions of P prompts with π_old = π_θ          (rollout.sample)
         R_i = task.reward(o_i);  A_i = group-normalised R_i         (core.group_advantages)
         log Cov(logp, A), entropy                                   (diagnostics)
-        for each of `num_mini_batches` shuffled mini-batches:
+        for each of `num_mini_batches` shuffled mini-batches of whole groups:
+            logp = log π_θ(o), each prompt run once for its group   (rollout.shared_prompt_forward)
             loss = METHODS[method].policy_loss(logp, old_logp, adv, mask, agg_mode, config, extra)
             (+ β·KL(π_θ‖π_ref)) ; AdamW step with gradient clipping
 
@@ -167,10 +168,11 @@ class Trainer:
         return self.config.kl_coef > 0 or bool(acts and acts(self.method_config))
 
     def _update(self, rollout: Rollout, adv_tok: torch.Tensor, ref_log_prob, step_optimizer: bool = True) -> dict:
-        """`ppo_epochs` passes of `num_mini_batches` optimizer steps over shuffled rows. With
-        `micro_batch_size`, a mini-batch's gradient is accumulated over micro-batches, each loss
-        weighted by its share of what the aggregation averages over (tokens or sequences), so the
-        sum is the mini-batch's loss; a method's own batch statistics are then per micro-batch.
+        """`ppo_epochs` passes of `num_mini_batches` optimizer steps over shuffled groups (shuffled
+        rows with `share_prompt_update=False`). With `micro_batch_size`, a mini-batch's gradient is
+        accumulated over micro-batches, each loss weighted by its share of what the aggregation
+        averages over (tokens or sequences), so the sum is the mini-batch's loss; a method's own batch
+        statistics are then per micro-batch.
         `step_optimizer=False` computes losses and gradients (and their metrics) but leaves the
         weights and the optimizer as they are (a step without signal)."""
         c = self.config

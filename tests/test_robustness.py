@@ -81,6 +81,7 @@ def test_a_method_with_a_kl_term_of_its_own_refuses_the_runs_kl_by_its_declarati
     from minirl.methods.grpo import grpo_loss
 
     register_method("own_kl_probe", own_kl_setting="clip_ratio_c")(grpo_loss)   # any name: what it declares counts
+    assert METHODS["own_kl_probe"].summary == ""                  # grpo_loss has no docstring of its own
     try:
         with pytest.raises(ValueError, match=r"method 'own_kl_probe' has its own KL term \(--set own_kl_probe.clip_ratio_c"):
             make_config("smoke", method="own_kl_probe", kl_coef=0.1)

@@ -216,7 +216,7 @@ def register_method(name: str, config_cls: type = PolicyLossConfig, default_agg_
         if name in METHODS and not _same_function(METHODS[name].policy_loss, fn):   # a cell run again replaces
             raise ValueError(f"method {name!r} is registered twice")
         METHODS[name] = Method(name, fn, config_cls, default_agg_mode, tuple(needs),
-                               summary or (fn.__doc__ or "").strip().splitlines()[0], state_cls,
+                               summary or next(iter((fn.__doc__ or "").strip().splitlines()), ""), state_cls,
                                dict(train_defaults or {}), transform_batch, sample_groups, acts_without_advantages,
                                own_kl_setting)
         return fn

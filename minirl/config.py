@@ -84,9 +84,10 @@ class TrainConfig:
     checkpoint_every: int = 25
     share_prompt_update: bool = True
     """Run each distinct prompt of a mini-batch once in the update's forward and backward pass
-    (rollout.shared_prompt_forward), with mini-batches of whole groups: the same loss and gradients up to
-    float rounding (~1e-6), in less time. False: every row runs its own copy of its prompt, in mini-batches
-    of shuffled rows, as runs made before this setting existed did (the shipped grids among them)."""
+    (rollout.shared_prompt_forward), with mini-batches of whole groups, and once when the reference model
+    or the updated policy scores the step's rows: the same loss, gradients and scores up to float rounding
+    (~1e-6), in less time. False: every row runs its own copy of its prompt, in mini-batches of shuffled
+    rows, as runs made before this setting existed did (the shipped grids among them)."""
     fused_adamw: bool = True
     """Take AdamW's fused kernel (one pass over all weights; torch's `fused=True`): the same update up to
     float rounding, in a fraction of the time. False: torch's default loop over the weights one by one,

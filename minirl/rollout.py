@@ -112,15 +112,20 @@ def gather_log_prob(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def score(model, prompt_ids, prompt_mask, response_ids, response_mask, temperature: float = 1.0,
-          chunk_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+          chunk_rows: int | None = None, shared_prompts: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(log π(y_t), H(π(·|s_t))) of every response token under `model`, masked, (B, T) each;
-    `chunk_rows` rows at a time so that only that many rows of (T, V) logits exist at once."""
+    `chunk_rows` rows at a time so that only that many rows of (T, V) logits exist at once;
+    `shared_prompts`: each distinct prompt of a chunk run once (`shared_prompt_forward`)."""
     n = len(response_ids)
     step = chunk_rows or max(n, 1)
     log_probs, entropies = [], []
     for i in range(0, n, step):
         rows = slice(i, i + step)
-        logits = policy_forward(model, prompt_ids[rows], prompt_mask[rows], response_ids[rows], temperature)
+        if shared_prompts:
+            logits = shared_prompt_forward(model, prompt_ids[rows], prompt_mask[rows], response_ids[rows],
+                                           temperature, response_mask[rows])
+        else:
+            logits = policy_forward(model, prompt_ids[rows], prompt_mask[rows], response_ids[rows], temperature)
         log_probs.append(gather_log_prob(logits, response_ids[rows]))
         entropies.append(token_entropy(logits))
         del logits

@@ -264,9 +264,10 @@ class Trainer:
         return loss, metrics
 
     def _score(self, model, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log-probs, entropies) of the rollout's tokens under `model`, micro-batch by micro-batch."""
+        """(log-probs, entropies) of the rollout's tokens under `model`, micro-batch by micro-batch, each
+        prompt run once with `share_prompt_update`."""
         return score(model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids, rollout.response_mask,
-                     self.config.temperature, self.config.micro_batch_size)
+                     self.config.temperature, self.config.micro_batch_size, self.config.share_prompt_update)
 
     @torch.no_grad()
     def _entropy_after(self, rollout: Rollout) -> float:

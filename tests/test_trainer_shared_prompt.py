@@ -81,6 +81,22 @@ def test_left_padded_prompts_and_rows_of_different_lengths_give_the_same_logits_
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5 * a.abs().max().item())
 
 
+@pytest.mark.parametrize("chunk", [None, 12])
+def test_the_reference_and_the_updated_policy_score_each_prompt_once_with_the_same_numbers(chunk):
+    trainer = Trainer(smoke(kl_coef=0.1, micro_batch_size=chunk))
+    with torch.no_grad():                                  # move the policy away from its frozen reference
+        for p in trainer.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    rollout = first_batch(trainer).rollout
+    results = {}
+    for shared in (False, True):
+        trainer.config.share_prompt_update = shared
+        results[shared] = trainer._ref_log_prob(rollout), trainer._score(trainer.model, rollout)[1]
+    assert results[False][0].abs().sum() > 0 and not torch.equal(results[False][0], results[True][0])
+    for per_row, packed in zip(results[False], results[True]):
+        torch.testing.assert_close(packed, per_row, rtol=0, atol=1e-5)
+
+
 def test_attention_without_a_custom_mask_and_one_token_prompts_take_the_per_row_path(monkeypatch):
     model = Trainer(smoke()).model
     called = []

@@ -51,9 +51,7 @@ def instrument(trainer: Trainer) -> None:
     minirl.rollout.decode = timed("rollout:   decode (shared prefill + sampling loop)", minirl.rollout.decode)
     task.reward = timed("reward (256 calls)", task.reward)
     trainer._update = timed("update: _update() total", trainer._update)
-    minirl.trainer.policy_forward = timed("update:   policy_forward (fwd, per-row path)", minirl.trainer.policy_forward)
-    minirl.trainer.shared_prompt_forward = timed("update:   shared_prompt_forward (fwd)",
-                                                 minirl.trainer.shared_prompt_forward)
+    minirl.trainer.response_logits = timed("update:   response_logits (fwd)", minirl.trainer.response_logits)
     minirl.trainer.gather_log_prob = timed("update:   gather_log_prob", minirl.trainer.gather_log_prob)
     trainer.method.policy_loss = timed("update:   policy_loss (+ .item())", trainer.method.policy_loss)
     torch.Tensor.backward = timed("update:   loss.backward", torch.Tensor.backward)

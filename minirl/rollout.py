@@ -105,6 +105,15 @@ def shared_prompt_forward(model, prompt_ids, prompt_mask, response_ids, temperat
     return logits.float() / max(temperature, 1e-6)
 
 
+def response_logits(model, prompt_ids, prompt_mask, response_ids, response_mask, temperature: float = 1.0,
+                    shared_prompts: bool = False) -> torch.Tensor:
+    """The logits (B, T, V) that predict each response token: `shared_prompt_forward`'s (each prompt run
+    once) with `shared_prompts`, else `policy_forward`'s (every row with its own prompt)."""
+    if shared_prompts:
+        return shared_prompt_forward(model, prompt_ids, prompt_mask, response_ids, temperature, response_mask)
+    return policy_forward(model, prompt_ids, prompt_mask, response_ids, temperature)
+
+
 def gather_log_prob(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """log softmax(logits)[ids], shape of `ids`."""
     return torch.log_softmax(logits, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
@@ -121,11 +130,8 @@ def score(model, prompt_ids, prompt_mask, response_ids, response_mask, temperatu
     log_probs, entropies = [], []
     for i in range(0, n, step):
         rows = slice(i, i + step)
-        if shared_prompts:
-            logits = shared_prompt_forward(model, prompt_ids[rows], prompt_mask[rows], response_ids[rows],
-                                           temperature, response_mask[rows])
-        else:
-            logits = policy_forward(model, prompt_ids[rows], prompt_mask[rows], response_ids[rows], temperature)
+        logits = response_logits(model, prompt_ids[rows], prompt_mask[rows], response_ids[rows], response_mask[rows],
+                                 temperature, shared_prompts)
         log_probs.append(gather_log_prob(logits, response_ids[rows]))
         entropies.append(token_entropy(logits))
         del logits

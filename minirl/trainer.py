@@ -42,7 +42,7 @@ from .law_check import LawCheck
 from .methods import LossExtras, PolicyLossConfig, get_method
 from .metrics import METRIC_KEYS, METRICS_SCHEMA, metric_name
 from .models import load_policy
-from .rollout import Rollout, distinct_rows, gather_log_prob, policy_forward, score, shared_prompt_forward
+from .rollout import Rollout, distinct_rows, gather_log_prob, response_logits, score
 from .run_folder import CHECKPOINT, CONFIG, METRICS, claim, history_up_to, write_atomic
 from .step import Batch, StepSampler, collect, transform
 from .tasks import Task, get_task
@@ -244,11 +244,8 @@ class Trainer:
         mb = rollout.select(index)
         T = int(mb.response_mask.nonzero()[:, 1].max()) + 1 if mb.response_mask.any() else 1   # trim padding
         mask, old_logp, adv = mb.response_mask[:, :T], mb.old_log_prob[:, :T], adv_tok[index, :T]
-        if c.share_prompt_update:                 # each prompt once, with only the rows' real tokens
-            logits = shared_prompt_forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T],
-                                           c.temperature, mask)
-        else:
-            logits = policy_forward(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T], c.temperature)
+        logits = response_logits(self.model, mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :T], mask,
+                                 c.temperature, c.share_prompt_update)
         logp = gather_log_prob(logits, mb.response_ids[:, :T])
         extra = LossExtras(
             entropy=token_entropy(logits) if "entropy" in self.method.needs else None,
@@ -341,9 +338,8 @@ class Trainer:
         not run from step 0 to the checkpoint's (run_folder.history_up_to)."""
         path = self.out / CHECKPOINT
         state = load_checkpoint_file(path, map_location=self.device)
-        saved = {k: v for k, v in state["config"].items() if k != "steps"}
         ours = {k: v for k, v in self.config.to_dict().items() if k != "steps"}
-        saved = {k: saved.get(k, value_before_field(k)) for k in ours}         # a field added since: its old value
+        saved = {k: state["config"].get(k, value_before_field(k)) for k in ours}   # a field added since: its old value
         diff = sorted(k for k in ours if saved[k] != ours[k])
         _check(not diff, f"cannot resume {self.out}: settings differ from the saved run: "
                + ", ".join(f"{k} (saved {saved[k]!r}, now {ours[k]!r})" for k in diff))
